@@ -1,1 +1,56 @@
-fn main() {}
+//! `minik8s`: one binary that is a small Kubernetes control plane and node
+//! (`minik8s server`) and the client that talks to it (`minik8s get ...`).
+
+mod server;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "minik8s",
+    version,
+    about = "A miniature Kubernetes on one Linux machine, for running a book's Service chapter",
+    long_about = None
+)]
+struct Cli {
+    #[command(flatten)]
+    global: ctl::GlobalOptions,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run the API server, controllers and the node (needs root).
+    Server(server::ServerArgs),
+    /// Run a built-in container image inside a Pod sandbox (internal: the
+    /// pod runner starts containers this way).
+    #[command(name = "__image", hide = true)]
+    Image {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(flatten)]
+    Ctl(ctl::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Top::Image { args } => ExitCode::from(exit_byte(kubelet::builtin_image_main(&args))),
+        Top::Server(args) => server::main(args),
+        Top::Ctl(cmd) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let code = rt.block_on(ctl::run(cmd, cli.global));
+            ExitCode::from(exit_byte(code))
+        }
+    }
+}
+
+fn exit_byte(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(1)
+}

@@ -4,7 +4,8 @@
 
 use crate::{Client, ClientError, ListParams};
 use api::registry::ResourceInfo;
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -21,13 +22,14 @@ pub enum WatcherEvent {
 }
 
 /// Watch `res` (in `namespace`, or all namespaces with `None`) forever. The
-/// stream ends only when it is dropped.
+/// stream ends only when it is dropped. Boxed, so it is `Unpin` and fits in
+/// `select!` loops.
 pub fn watcher(
     client: Client,
     res: &'static ResourceInfo,
     namespace: Option<String>,
     params: ListParams,
-) -> impl Stream<Item = WatcherEvent> + Send + 'static {
+) -> BoxStream<'static, WatcherEvent> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
@@ -45,7 +47,7 @@ pub fn watcher(
             }
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
 }
 
 /// One list followed by watches until an error that needs a re-list.

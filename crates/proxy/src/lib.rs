@@ -1,1 +1,27 @@
-//! proxy
+//! minik8s' kube-proxy: it turns Services and EndpointSlices into the
+//! iptables rules of kube-proxy's iptables mode, inside the node's network
+//! namespace.
+//!
+//! Decisions (`model`, `plan`, `restore`) are pure; `kernel` is the only
+//! part that runs programs.
+
+pub mod chain_name;
+pub mod kernel;
+pub mod model;
+pub mod plan;
+pub mod restore;
+mod sync;
+
+pub use kernel::{IptablesInNetns, RuleWriter};
+pub use sync::{Proxy, ProxyConfig};
+
+/// What can go wrong while programming rules.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A program (iptables-restore, iptables-save) could not be started.
+    #[error("cannot run {0} in the node network namespace: {1}")]
+    Spawn(&'static str, String),
+    /// iptables-restore refused the transaction.
+    #[error("iptables-restore failed: {0}")]
+    Restore(String),
+}

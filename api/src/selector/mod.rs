@@ -1,0 +1,13 @@
+//! Label and field selectors: parsing with Kubernetes' messages, and
+//! matching against objects.
+
+mod field;
+mod label;
+mod label_parser;
+pub mod syntax;
+
+pub use field::{field_value, selectable_fields, FieldSelector, FieldTerm};
+pub use label::{LabelSelector, Operator, Requirement};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! Writes a Pod's status through `pods/<name>/status`. The worker only
+//! publishes the latest status into a watch channel and never waits on the
+//! API: changes made while a write is in flight collapse into the next
+//! write, so a burst of changes costs one or two requests.
+
+use api::registry::PODS;
+use client::{Client, PatchType};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Runs until the worker drops its sender or the Pod is gone.
+pub(crate) async fn run_status_writer(client: Client, namespace: String, name: String, mut latest: watch::Receiver<Option<Value>>) {
+    let mut written: Option<Value> = None;
+    loop {
+        let next = latest.borrow_and_update().clone();
+        if let Some(status) = next {
+            if written.as_ref() != Some(&status) {
+                // A merge patch of the whole status: lists (conditions,
+                // containerStatuses) are replaced as a whole.
+                let patch = json!({ "status": status });
+                match client.patch_status(&PODS, Some(&namespace), &name, PatchType::Merge, &patch).await {
+                    Ok(_) => written = Some(status),
+                    Err(e) if e.is_not_found() => return,
+                    Err(e) => {
+                        if latest.has_changed().is_err() {
+                            return; // the worker is gone
+                        }
+                        tracing::debug!(pod = %name, error = %e, "pod status write retries");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                }
+            }
+        }
+        if latest.changed().await.is_err() {
+            return;
+        }
+    }
+}

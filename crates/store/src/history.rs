@@ -1,0 +1,217 @@
+//! Watch history and fan-out: the last N durable events in revision order,
+//! and the live watchers they are sent to.
+//!
+//! Events arrive here only after they are durable, in revision order, from
+//! one group-commit leader at a time; so a watcher never sees a revision
+//! that a crash could take back, and never sees gaps or reordering.
+//! Registering a watcher (replay + subscribe) and publishing happen under
+//! one lock, so no event falls between the replay and the live stream.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::{StoreError, StoreEvent};
+
+pub(crate) struct WatchHistory {
+    state: Mutex<HistoryState>,
+    /// Events kept for resuming watches.
+    limit: usize,
+    /// Live events a watcher may fall behind by before it is dropped.
+    channel_capacity: usize,
+}
+
+struct HistoryState {
+    events: VecDeque<StoreEvent>,
+    /// The revision just before the oldest retained event: a watch from
+    /// here or later can be served completely.
+    start: u64,
+    watchers: Vec<Watcher>,
+}
+
+struct Watcher {
+    prefix: String,
+    /// Only events after this revision; it may be ahead of the history when
+    /// a client lists between a write's apply and its publication.
+    from_rv: u64,
+    tx: mpsc::Sender<StoreEvent>,
+}
+
+impl WatchHistory {
+    /// An empty history whose events continue after `current`.
+    pub(crate) fn new(current: u64, limit: usize, channel_capacity: usize) -> Self {
+        WatchHistory {
+            state: Mutex::new(HistoryState {
+                events: VecDeque::new(),
+                start: current,
+                watchers: Vec::new(),
+            }),
+            limit,
+            channel_capacity: channel_capacity.max(1),
+        }
+    }
+
+    /// Replays retained events after `from_rv` under `prefix`, then streams
+    /// live ones. Expired when events after `from_rv` were already evicted.
+    pub(crate) fn watch(
+        &self,
+        prefix: &str,
+        from_rv: u64,
+    ) -> Result<mpsc::Receiver<StoreEvent>, StoreError> {
+        let mut state = self.lock();
+        if from_rv < state.start {
+            return Err(StoreError::Expired {
+                oldest: state.start,
+            });
+        }
+        let replay: Vec<&StoreEvent> = state
+            .events
+            .iter()
+            .filter(|e| e.revision > from_rv && e.key.starts_with(prefix))
+            .collect();
+        // Room for the whole replay on top of the live allowance, so a
+        // resume from far back is not mistaken for a slow reader.
+        let (tx, rx) = mpsc::channel(replay.len() + self.channel_capacity);
+        for event in replay {
+            tx.try_send(event.clone())
+                .expect("channel sized for the replay");
+        }
+        state.watchers.push(Watcher {
+            prefix: prefix.to_string(),
+            from_rv,
+            tx,
+        });
+        Ok(rx)
+    }
+
+    /// Appends durable events (in revision order) and sends them to matching
+    /// watchers. A watcher whose channel is full is dropped, which closes its
+    /// stream: the client re-lists instead of stalling every writer.
+    pub(crate) fn publish(&self, events: Vec<StoreEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.watchers.retain(|w| !w.tx.is_closed());
+        for event in events {
+            state.watchers.retain(|w| {
+                if event.revision <= w.from_rv || !event.key.starts_with(&w.prefix) {
+                    return true;
+                }
+                match w.tx.try_send(event.clone()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        tracing::warn!(
+                            prefix = %w.prefix,
+                            revision = event.revision,
+                            "watcher fell behind; closing its stream"
+                        );
+                        false
+                    }
+                    Err(TrySendError::Closed(_)) => false,
+                }
+            });
+            state.events.push_back(event);
+            while state.events.len() > self.limit {
+                if let Some(old) = state.events.pop_front() {
+                    state.start = old.revision;
+                }
+            }
+        }
+    }
+
+    /// Number of live watchers (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn watcher_count(&self) -> usize {
+        self.lock().watchers.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HistoryState> {
+        // Every mutation leaves the state consistent between statements that
+        // can panic, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreEventType;
+    use serde_json::json;
+
+    fn event(revision: u64, key: &str) -> StoreEvent {
+        StoreEvent {
+            kind: StoreEventType::Added,
+            key: key.to_string(),
+            object: json!({"metadata": {"resourceVersion": revision.to_string()}}),
+            revision,
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<StoreEvent>) -> Vec<u64> {
+        let mut revs = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            revs.push(e.revision);
+        }
+        revs
+    }
+
+    #[test]
+    fn replay_then_live_in_order() {
+        let h = WatchHistory::new(10, 100, 16);
+        h.publish(vec![
+            event(11, "/a/1"),
+            event(12, "/b/1"),
+            event(13, "/a/2"),
+        ]);
+        let mut rx = h.watch("/a/", 11).unwrap();
+        h.publish(vec![event(14, "/a/3"), event(15, "/b/2")]);
+        assert_eq!(drain(&mut rx), vec![13, 14]);
+    }
+
+    #[test]
+    fn eviction_moves_the_expiry_point() {
+        let h = WatchHistory::new(0, 3, 16);
+        h.publish((1..=5).map(|r| event(r, "/a/x")).collect());
+        // Events 3, 4, 5 remain: a watch from 2 is complete, from 1 is not.
+        assert_eq!(drain(&mut h.watch("/a/", 2).unwrap()), vec![3, 4, 5]);
+        assert_eq!(
+            h.watch("/a/", 1).unwrap_err(),
+            StoreError::Expired { oldest: 2 }
+        );
+    }
+
+    #[test]
+    fn watch_ahead_of_history_skips_older_events() {
+        let h = WatchHistory::new(0, 100, 16);
+        let mut rx = h.watch("/", 2).unwrap();
+        h.publish(vec![event(1, "/x"), event(2, "/x"), event(3, "/x")]);
+        assert_eq!(drain(&mut rx), vec![3]);
+    }
+
+    #[test]
+    fn slow_watcher_is_closed_and_others_continue() {
+        let h = WatchHistory::new(0, 100, 2);
+        let mut slow = h.watch("/", 0).unwrap();
+        let mut fast = h.watch("/", 0).unwrap();
+        for r in 1..=4 {
+            h.publish(vec![event(r, "/x")]);
+            assert_eq!(drain(&mut fast), vec![r]);
+        }
+        // The slow one got what fit, then its stream ended.
+        assert_eq!(drain(&mut slow), vec![1, 2]);
+        assert!(slow.blocking_recv().is_none());
+        assert_eq!(h.watcher_count(), 1);
+    }
+
+    #[test]
+    fn dropped_receivers_are_forgotten() {
+        let h = WatchHistory::new(0, 100, 2);
+        drop(h.watch("/quiet/", 0).unwrap());
+        h.publish(vec![event(1, "/other")]);
+        assert_eq!(h.watcher_count(), 0);
+    }
+}
