@@ -1,1 +1,3 @@
 mod support;
+mod control_plane;
+mod node;

@@ -1,6 +1,7 @@
 //! Request bodies: the size limit, and JSON or YAML into a `Value`.
 
 use crate::error::ApiError;
+use crate::protobuf;
 use api::status::StatusError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -57,7 +58,22 @@ fn readable(media_type: &str) -> bool {
 }
 
 /// Decode an object body; JSON unless the media type says YAML.
-pub fn decode_object(media_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
+pub fn decode_object(media_type: &str, bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
+    if media_type == protobuf::MEDIA_TYPE {
+        if !protobuf::knows(kind) {
+            return Err(StatusError::unsupported_media_type(&[
+                "application/json",
+                "application/yaml",
+            ])
+            .into());
+        }
+        return protobuf::decode(kind, bytes).map_err(|e| {
+            StatusError::bad_request(format!(
+                "unable to decode the protobuf body as a {kind}: {e}"
+            ))
+            .into()
+        });
+    }
     let value = decode_value(media_type, bytes)?;
     if !value.is_object() {
         return Err(StatusError::bad_request(
@@ -96,23 +112,28 @@ mod tests {
 
     #[test]
     fn decodes_json_and_yaml() {
-        let v = decode_object("application/json", br#"{"a":1}"#).unwrap();
+        let v = decode_object("application/json", br#"{"a":1}"#, "Service").unwrap();
         assert_eq!(v["a"], 1);
-        let v = decode_object("application/yaml", b"a: 1\nb: [x]\n").unwrap();
+        let v = decode_object("application/yaml", b"a: 1\nb: [x]\n", "Service").unwrap();
         assert_eq!(v["b"][0], "x");
     }
 
     #[test]
     fn malformed_bodies_are_bad_requests() {
-        let e = decode_object("application/json", b"{nope").unwrap_err();
+        let e = decode_object("application/json", b"{nope", "Service").unwrap_err();
         let s = e.to_status();
         assert_eq!(s.code, 400);
         assert!(s.message.contains("json parse error"), "{}", s.message);
-        let e = decode_object("application/json", b"[1]").unwrap_err();
+        let e = decode_object("application/json", b"[1]", "Service").unwrap_err();
         assert_eq!(e.to_status().code, 400);
-        let e = decode_object("application/yaml", b"a: [").unwrap_err();
+        let e = decode_object("application/yaml", b"a: [", "Service").unwrap_err();
         assert_eq!(e.to_status().code, 400);
-        let e = decode_object("application/vnd.kubernetes.protobuf", b"k8s").unwrap_err();
+        let e = decode_object("application/vnd.kubernetes.protobuf", b"k8s", "Scale").unwrap_err();
+        assert_eq!(e.to_status().code, 415);
+        let e =
+            decode_object("application/vnd.kubernetes.protobuf", b"k8s", "Service").unwrap_err();
+        assert_eq!(e.to_status().code, 400);
+        let e = decode_object("application/cbor", b"x", "Service").unwrap_err();
         assert_eq!(e.to_status().code, 415);
     }
 }

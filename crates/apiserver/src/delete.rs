@@ -42,7 +42,7 @@ async fn read_options(ctx: &RequestContext, body: Body) -> Result<DeleteOptions,
     let bytes = read_limited(&ctx.headers, body, ctx.server.config.max_body_bytes).await?;
     let mut options = DeleteOptions::default();
     if !bytes.iter().all(u8::is_ascii_whitespace) {
-        let body = decode_object(&content_type(&ctx.headers), &bytes)?;
+        let body = decode_object(&content_type(&ctx.headers), &bytes, "DeleteOptions")?;
         options.grace_period_seconds = body["gracePeriodSeconds"].as_i64();
         options.precondition_uid = body["preconditions"]["uid"].as_str().map(str::to_string);
         options.precondition_resource_version = body["preconditions"]["resourceVersion"]
@@ -59,8 +59,14 @@ async fn read_options(ctx: &RequestContext, body: Body) -> Result<DeleteOptions,
 pub async fn delete(ctx: RequestContext, body: Body) -> Result<Response, ApiError> {
     let options = read_options(&ctx, body).await?;
     let name = ctx.name().to_string();
-    let result = delete_object(&ctx, &name, &options).await?;
-    Ok(json_response(StatusCode::OK, &result, &[]))
+    let (object, removed) = delete_object(&ctx, &name, &options).await?;
+    // 202 when the object is only marked for deletion, as Kubernetes does.
+    let code = if removed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(json_response(code, &object, &[]))
 }
 
 /// `DELETE` on a collection: every selected object, answered with the
@@ -76,7 +82,7 @@ pub async fn delete_collection(ctx: RequestContext, body: Body) -> Result<Respon
     let mut deleted = Vec::new();
     for obj in objects {
         match delete_object(&ctx, object_meta::name(&obj), &options).await {
-            Ok(gone) => deleted.push(gone),
+            Ok((gone, _)) => deleted.push(gone),
             // Deleted by someone else meanwhile: that is what was asked.
             Err(ApiError::Status(s)) if s.code == 404 => {}
             Err(e) => return Err(e),
@@ -93,12 +99,13 @@ pub async fn delete_collection(ctx: RequestContext, body: Body) -> Result<Respon
 const DELETE_ATTEMPTS: usize = 5;
 
 /// Delete (or start deleting) one object; returns what Kubernetes
-/// returns: the object as deleted, or as marked for deletion.
+/// returns, the object as deleted or as marked for deletion, and whether
+/// it is gone from the store.
 pub async fn delete_object(
     ctx: &RequestContext,
     name: &str,
     options: &DeleteOptions,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bool), ApiError> {
     let res = ctx.resource();
     for _ in 0..DELETE_ATTEMPTS {
         let old = load(ctx, name).await?;
@@ -106,13 +113,15 @@ pub async fn delete_object(
         let rv = stored_rv(&old);
         let marked = match plan(res, &old, options) {
             DeletePlan::Remove => None,
-            DeletePlan::Keep => return Ok(old),
+            DeletePlan::Keep => return Ok((old, false)),
             DeletePlan::Mark(marked) => Some(marked),
             DeletePlan::Refuse(e) => return Err(e.into()),
         };
         if ctx.dry_run() || options.dry_run {
-            return Ok(marked.unwrap_or(old));
+            let removed = marked.is_none();
+            return Ok((marked.unwrap_or(old), removed));
         }
+        let removed = marked.is_none();
         let key = ctx.key(name);
         let result = match marked {
             Some(marked) => ctx.server.storage.update(&key, marked, rv).await,
@@ -123,7 +132,7 @@ pub async fn delete_object(
                 if res.kind == "Namespace" && res.group.is_empty() {
                     spawn_namespace_termination(ctx.server.clone(), name.to_string());
                 }
-                return Ok(done);
+                return Ok((done, removed));
             }
             Err(StoreError::Conflict) => continue,
             Err(StoreError::NotFound) => return Err(StatusError::not_found(res, name).into()),

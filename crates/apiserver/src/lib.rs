@@ -18,6 +18,7 @@ mod logs;
 mod negotiate;
 mod object_meta;
 mod patch;
+mod protobuf;
 mod query;
 mod read;
 mod request_path;

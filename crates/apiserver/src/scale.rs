@@ -81,7 +81,7 @@ pub async fn get(ctx: RequestContext) -> Result<Response, ApiError> {
 pub async fn update(ctx: RequestContext, body: Body) -> Result<Response, ApiError> {
     let media = content_type(&ctx.headers);
     let bytes = read_limited(&ctx.headers, body, ctx.server.config.max_body_bytes).await?;
-    let scale = decode_object(&media, &bytes)?;
+    let scale = decode_object(&media, &bytes, "Scale")?;
     let old = load(&ctx, ctx.name()).await?;
     apply_scale(&ctx, old, &scale).await
 }

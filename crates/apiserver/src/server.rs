@@ -47,6 +47,9 @@ pub fn router(state: Arc<ApiServer>) -> Router {
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/version", get(discovery::version))
+        // Clients generated from the OpenAPI spec (the Python `kubernetes`
+        // package) ask for `/version/`, which Kubernetes answers too.
+        .route("/version/", get(discovery::version))
         .route("/healthz", get(discovery::ok))
         .route("/livez", get(discovery::ok))
         .route("/readyz", get(discovery::ok))

@@ -23,6 +23,10 @@ use std::time::Duration;
 use store::{StoreError, StoreEventType};
 use tokio::sync::mpsc;
 
+/// How often a quiet watch with `allowWatchBookmarks` gets a BOOKMARK
+/// (Kubernetes sends one about every minute).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Where a watch starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
@@ -67,6 +71,8 @@ struct WatchStream {
     /// stops matching is DELETED for this client, as Kubernetes does.
     matching: HashSet<String>,
     columns_sent: bool,
+    /// `allowWatchBookmarks=true`.
+    bookmarks: bool,
 }
 
 pub async fn watch(ctx: RequestContext) -> Result<Response, ApiError> {
@@ -90,6 +96,7 @@ pub async fn watch(ctx: RequestContext) -> Result<Response, ApiError> {
         tx,
         matching: HashSet::new(),
         columns_sent: false,
+        bookmarks: ctx.query.flag("allowWatchBookmarks"),
     };
     tokio::spawn(stream.run());
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
@@ -156,12 +163,27 @@ impl WatchStream {
             }
         };
         let tx = self.tx.clone();
+        // With `allowWatchBookmarks`, a quiet watch still tells the client
+        // how far it has seen, so a re-watch resumes there instead of from
+        // a revision that may have left the history.
+        let mut bookmarks = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
+        let mut seen = from;
         loop {
             let event = tokio::select! {
                 _ = tx.closed() => return,
+                _ = bookmarks.tick(), if self.bookmarks => {
+                    if !self.send("BOOKMARK", self.bookmark(seen, false)).await {
+                        return;
+                    }
+                    continue;
+                }
                 event = events.recv() => event,
             };
             let Some(event) = event else { return };
+            seen = seen.max(event.revision);
             let now = self.filter.matches(&event.object);
             let was = self.matching.contains(&event.key);
             let kind = match (event.kind, was, now) {
@@ -217,14 +239,7 @@ impl WatchStream {
         }
         match self.start {
             Start::ListFirst { bookmark: true } => {
-                let mark = json!({
-                    "kind": self.res.kind,
-                    "apiVersion": self.res.api_version(),
-                    "metadata": {
-                        "resourceVersion": revision.to_string(),
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                });
+                let mark = self.bookmark(revision, true);
                 if !self.send("BOOKMARK", mark).await {
                     return Ok(None);
                 }
@@ -233,6 +248,20 @@ impl WatchStream {
             Start::ListFirst { bookmark: false } | Start::Now => Ok(Some(revision)),
             Start::After(n) => Ok(Some(n)),
         }
+    }
+
+    /// A BOOKMARK's object: the kind with only a resourceVersion, and the
+    /// watch-list annotation after the initial events.
+    fn bookmark(&self, revision: u64, initial_events_end: bool) -> Value {
+        let mut mark = json!({
+            "kind": self.res.kind,
+            "apiVersion": self.res.api_version(),
+            "metadata": {"resourceVersion": revision.to_string()},
+        });
+        if initial_events_end {
+            mark["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        mark
     }
 
     /// Send an object event, as a one-row Table when the client asked.

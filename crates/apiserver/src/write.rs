@@ -51,10 +51,10 @@ fn creates_on_update(res: &ResourceInfo) -> bool {
 }
 
 /// Read and decode the body of a write.
-async fn read_object(ctx: &RequestContext, body: Body) -> Result<Value, ApiError> {
+async fn read_object(ctx: &RequestContext, body: Body, kind: &str) -> Result<Value, ApiError> {
     let media = content_type(&ctx.headers);
     let bytes = read_limited(&ctx.headers, body, ctx.server.config.max_body_bytes).await?;
-    decode_object(&media, &bytes)
+    decode_object(&media, &bytes, kind)
 }
 
 /// The body's apiVersion/kind, when given, must be the path's.
@@ -114,7 +114,7 @@ pub async fn create(ctx: RequestContext, body: Body) -> Result<Response, ApiErro
     if res.namespaced && ctx.namespace().is_none() {
         return Err(crate::error::method_not_allowed().into());
     }
-    let mut obj = read_object(&ctx, body).await?;
+    let mut obj = read_object(&ctx, body, res.kind).await?;
     check_kind(res, &obj)?;
     check_namespace(&ctx, &mut obj)?;
     let created = create_object(&ctx, obj).await?;
@@ -223,7 +223,7 @@ async fn require_active_namespace(
 pub async fn update(ctx: RequestContext, body: Body) -> Result<Response, ApiError> {
     let res = ctx.resource();
     let name = ctx.name().to_string();
-    let mut obj = read_object(&ctx, body).await?;
+    let mut obj = read_object(&ctx, body, res.kind).await?;
     let target = WriteTarget::of(&ctx);
     check_kind(res, &obj)?;
     check_namespace(&ctx, &mut obj)?;
@@ -424,7 +424,7 @@ async fn apply_create(ctx: &RequestContext, mut obj: Value) -> Result<Response, 
 pub async fn bind(ctx: RequestContext, body: Body) -> Result<Response, ApiError> {
     let res = ctx.resource();
     let name = ctx.name().to_string();
-    let binding = read_object(&ctx, body).await?;
+    let binding = read_object(&ctx, body, "Binding").await?;
     let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
     if node.is_empty() {
         let e = FieldError {

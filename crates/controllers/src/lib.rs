@@ -19,6 +19,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 mod error;
+pub mod events;
 pub mod garbage_collector;
 pub mod labels;
 pub mod load_balancer;

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use api::registry::{DEPLOYMENTS, ENDPOINTS, ENDPOINT_SLICES, NODES, PODS, REPLICA_SETS, SERVICES};
+use api::registry::{
+    DEPLOYMENTS, ENDPOINTS, ENDPOINT_SLICES, EVENTS, NODES, PODS, REPLICA_SETS, SERVICES,
+};
 use client::{Client, ListParams, PatchType};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -267,6 +269,23 @@ async fn deployment_service_endpoints_and_cleanup() -> Result<()> {
     );
     assert_eq!(d["status"]["updatedReplicas"], 3);
     assert_eq!(d["status"]["readyReplicas"], 3);
+    let scaled = format!("Scaled up replica set {rs_name} from 0 to 3");
+    eventually("ScalingReplicaSet event", long, || async {
+        let events = c
+            .list(
+                &EVENTS,
+                Some("default"),
+                &ListParams::fields("involvedObject.kind=Deployment"),
+            )
+            .await?;
+        let found = events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["reason"] == "ScalingReplicaSet" && e["message"] == scaled.as_str());
+        Ok(found.then_some(()))
+    })
+    .await?;
 
     // A Service gets Endpoints and an EndpointSlice with the Pods' IPs.
     c.create(

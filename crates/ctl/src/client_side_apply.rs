@@ -287,7 +287,10 @@ impl Differ<'_> {
                                         Value::Object(m) => m,
                                         _ => Map::new(),
                                     };
-                                    list.insert(i, Value::Object(self.merge_patches(path, existing, im)));
+                                    list.insert(
+                                        i,
+                                        Value::Object(self.merge_patches(path, existing, im)),
+                                    );
                                 }
                                 (_, item) => list.push(item),
                             }
@@ -397,7 +400,9 @@ mod tests {
         let ApplyPlan::Create(body) = plan(&manifest("ClusterIP", None), None) else {
             panic!("expected create");
         };
-        let record = body["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap();
+        let record = body["metadata"]["annotations"][LAST_APPLIED]
+            .as_str()
+            .unwrap();
         assert_eq!(
             record,
             "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"annotations\":{},\"name\":\"web\",\"namespace\":\"default\"},\"spec\":{\"ports\":[{\"port\":80,\"targetPort\":80}],\"selector\":{\"app\":\"web\"},\"type\":\"ClusterIP\"}}\n"
@@ -407,19 +412,28 @@ mod tests {
     #[test]
     fn same_manifest_again_is_unchanged_despite_server_defaults() {
         let m = manifest("ClusterIP", None);
-        let ApplyPlan::Create(body) = plan(&m, None) else { panic!() };
+        let ApplyPlan::Create(body) = plan(&m, None) else {
+            panic!()
+        };
         let live = live_from(&body);
         assert_eq!(plan(&m, Some(&live)), ApplyPlan::Unchanged);
     }
 
     #[test]
     fn changed_type_patches_only_what_changed() {
-        let ApplyPlan::Create(body) = plan(&manifest("ClusterIP", None), None) else { panic!() };
+        let ApplyPlan::Create(body) = plan(&manifest("ClusterIP", None), None) else {
+            panic!()
+        };
         let live = live_from(&body);
         let next = manifest("NodePort", Some(30080));
-        let ApplyPlan::Patch(patch) = plan(&next, Some(&live)) else { panic!("expected patch") };
+        let ApplyPlan::Patch(patch) = plan(&next, Some(&live)) else {
+            panic!("expected patch")
+        };
         assert_eq!(patch["spec"]["type"], "NodePort");
-        assert_eq!(patch["spec"]["ports"], json!([{"nodePort": 30080, "port": 80}]));
+        assert_eq!(
+            patch["spec"]["ports"],
+            json!([{"nodePort": 30080, "port": 80}])
+        );
         // clusterIP and protocol were never in a manifest: left alone.
         assert!(patch["spec"].get("clusterIP").is_none());
         assert!(patch["metadata"]["annotations"][LAST_APPLIED].is_string());
@@ -433,12 +447,19 @@ mod tests {
             .unwrap()
             .push(json!({"port": 443, "targetPort": 8443, "name": "https"}));
         first["metadata"]["labels"] = json!({"tier": "front"});
-        let ApplyPlan::Create(body) = plan(&first, None) else { panic!() };
+        let ApplyPlan::Create(body) = plan(&first, None) else {
+            panic!()
+        };
         let live = live_from(&body);
         let next = manifest("NodePort", Some(30080));
-        let ApplyPlan::Patch(patch) = plan(&next, Some(&live)) else { panic!() };
+        let ApplyPlan::Patch(patch) = plan(&next, Some(&live)) else {
+            panic!()
+        };
         assert_eq!(patch["metadata"]["labels"], Value::Null);
-        assert_eq!(patch["spec"]["ports"], json!([{"$patch": "delete", "port": 443}]));
+        assert_eq!(
+            patch["spec"]["ports"],
+            json!([{"$patch": "delete", "port": 443}])
+        );
     }
 
     #[test]
@@ -449,12 +470,16 @@ mod tests {
                    "spec": {"replicas": 3, "template": {"spec": {"containers": [
                        {"name": "nginx", "image": image, "ports": [{"containerPort": 80}]}]}}}})
         };
-        let ApplyPlan::Create(body) = plan(&deploy("nginx"), None) else { panic!() };
+        let ApplyPlan::Create(body) = plan(&deploy("nginx"), None) else {
+            panic!()
+        };
         let mut live = body.clone();
         live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("Always");
         live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
         assert_eq!(plan(&deploy("nginx"), Some(&live)), ApplyPlan::Unchanged);
-        let ApplyPlan::Patch(patch) = plan(&deploy("nginx:2"), Some(&live)) else { panic!() };
+        let ApplyPlan::Patch(patch) = plan(&deploy("nginx:2"), Some(&live)) else {
+            panic!()
+        };
         assert_eq!(
             patch["spec"],
             json!({"template": {"spec": {"containers": [{"image": "nginx:2", "name": "nginx"}]}}})
@@ -464,10 +489,14 @@ mod tests {
     #[test]
     fn a_change_made_by_someone_else_is_reverted_to_the_manifest() {
         let m = manifest("ClusterIP", None);
-        let ApplyPlan::Create(body) = plan(&m, None) else { panic!() };
+        let ApplyPlan::Create(body) = plan(&m, None) else {
+            panic!()
+        };
         let mut live = live_from(&body);
         live["spec"]["selector"]["app"] = json!("webb");
-        let ApplyPlan::Patch(patch) = plan(&m, Some(&live)) else { panic!() };
+        let ApplyPlan::Patch(patch) = plan(&m, Some(&live)) else {
+            panic!()
+        };
         assert_eq!(patch, json!({"spec": {"selector": {"app": "web"}}}));
     }
 

@@ -51,9 +51,9 @@ pub fn to_json_output(v: &Value) -> String {
     s
 }
 
-/// `kubectl -o yaml`: keys sorted.
+/// `kubectl -o yaml`: go-yaml's layout and quoting.
 pub fn to_yaml_output(v: &Value) -> String {
-    serde_yaml::to_string(&sorted(v)).expect("a Value always serializes")
+    crate::go_yaml::to_go_yaml(v)
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ pub enum CtlError {
     /// `error when creating "f.yaml": ` prefix of the message.
     #[error("{}", .status.message_with(.context))]
     Server {
-        status: ApiStatus,
+        status: Box<ApiStatus>,
         context: Option<String>,
     },
     /// The API server is not running or not reachable.
-    #[error("cannot reach the minik8s API at {url} ({detail}). Start it with: sudo minik8s server")]
+    #[error(
+        "cannot reach the minik8s API at {url} ({detail}). Start it with: sudo minik8s server"
+    )]
     Unreachable { url: String, detail: String },
     /// A type name no registry entry matches.
     #[error("the server doesn't have a resource type \"{0}\"")]
@@ -41,7 +43,8 @@ impl CtlError {
     /// The client error, optionally with kubectl's `error when <verb>
     /// "<source>": ` prefix (`AddSourceToErr`).
     pub fn from_client(err: ClientError, verb_and_source: Option<(&str, &str)>) -> CtlError {
-        let context = verb_and_source.map(|(verb, source)| format!("error when {verb} \"{source}\": "));
+        let context =
+            verb_and_source.map(|(verb, source)| format!("error when {verb} \"{source}\": "));
         CtlError::with_context(err, context)
     }
 
@@ -54,7 +57,7 @@ impl CtlError {
                 message,
                 body,
             } => CtlError::Server {
-                status: ApiStatus::from_body(code, reason, message, &body),
+                status: Box::new(ApiStatus::from_body(code, reason, message, &body)),
                 context,
             },
             ClientError::Unreachable { url, detail } => {
@@ -142,7 +145,9 @@ fn connect_failure(url: &str) -> Option<String> {
     let addr = addr.to_socket_addrs().ok()?.next()?;
     match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
         Ok(_) => None,
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some("connection refused".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some("connection refused".into())
+        }
         Err(e) => Some(e.to_string()),
     }
 }
@@ -295,14 +300,22 @@ mod tests {
             "services \"web\" not found",
             json!({"kind":"Status","details":{"name":"web","kind":"services"}}),
         ));
-        assert_eq!(e.render(), "Error from server (NotFound): services \"web\" not found");
+        assert_eq!(
+            e.render(),
+            "Error from server (NotFound): services \"web\" not found"
+        );
         assert!(e.is_not_found());
     }
 
     #[test]
     fn create_context_prefixes_the_message() {
         let e = CtlError::from_client(
-            status_err(409, "AlreadyExists", "services \"web\" already exists", json!({})),
+            status_err(
+                409,
+                "AlreadyExists",
+                "services \"web\" already exists",
+                json!({}),
+            ),
             Some(("creating", "web-svc.yaml")),
         );
         assert_eq!(
@@ -323,7 +336,9 @@ mod tests {
     #[test]
     fn a_single_invalid_error_prints_its_causes() {
         let e = CtlError::from_client(
-            invalid(json!([{"reason":"FieldValueInvalid","field":"spec.ports[0].nodePort","message":"Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"}])),
+            invalid(
+                json!([{"reason":"FieldValueInvalid","field":"spec.ports[0].nodePort","message":"Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"}]),
+            ),
             Some(("creating", "web-svc.yaml")),
         );
         assert_eq!(
@@ -366,7 +381,10 @@ mod tests {
             CtlError::UnknownResourceType("foo".into()).render(),
             "error: the server doesn't have a resource type \"foo\""
         );
-        assert_eq!(CtlError::ExitCode(3).render(), "command terminated with exit code 3");
+        assert_eq!(
+            CtlError::ExitCode(3).render(),
+            "command terminated with exit code 3"
+        );
         assert_eq!(CtlError::ExitCode(3).exit_code(), 3);
     }
 }

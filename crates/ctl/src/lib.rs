@@ -9,6 +9,7 @@ pub mod commands;
 pub mod describe;
 pub mod encoding;
 pub mod error;
+pub mod go_yaml;
 pub mod manifest;
 pub mod remote_session;
 pub mod resource_args;

@@ -179,9 +179,16 @@ fn go_yaml_message(e: &serde_yaml::Error) -> String {
     let full = e.to_string();
     // serde_yaml: "<problem> at line L column C[, while <context> at line L2 column C2]"
     let problem = full.split(" at line ").next().unwrap_or(&full).to_string();
-    let problem = problem.split(", while ").next().unwrap_or(&problem).to_string();
+    let problem = problem
+        .split(", while ")
+        .next()
+        .unwrap_or(&problem)
+        .to_string();
     let is_parser = PARSER_PROBLEMS.contains(&problem.as_str());
-    let problem_line0 = e.location().map(|l| l.line().saturating_sub(1)).unwrap_or(0);
+    let problem_line0 = e
+        .location()
+        .map(|l| l.line().saturating_sub(1))
+        .unwrap_or(0);
     let context_line0 = full
         .split_once(", while ")
         .and_then(|(_, ctx)| ctx.split_once(" at line "))

@@ -167,7 +167,12 @@ fn connect_error(e: tungstenite::Error, api_base: &str) -> CtlError {
             let reason = json["reason"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| resp.status().canonical_reason().unwrap_or("").replace(' ', ""));
+                .unwrap_or_else(|| {
+                    resp.status()
+                        .canonical_reason()
+                        .unwrap_or("")
+                        .replace(' ', "")
+                });
             let message = json["message"]
                 .as_str()
                 .map(str::to_string)

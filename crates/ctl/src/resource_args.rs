@@ -58,15 +58,17 @@ pub fn parse(args: &[String]) -> Result<Vec<Target>, CtlError> {
         let mut out = Vec::new();
         for a in args {
             let Some((t, name)) = a.split_once('/') else {
-                return Err(CtlError::msg(format!(
-                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'minik8s get resource/<resource_name>' instead of 'minik8s get resource resource/<resource_name>'"
-                )));
+                return Err(CtlError::msg(
+                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'minik8s get resource/<resource_name>' instead of 'minik8s get resource resource/<resource_name>'",
+                ));
             };
             if name.is_empty() {
-                return Err(CtlError::msg(format!("arguments in resource/name form must have a single resource and name")));
+                return Err(CtlError::msg(
+                    "arguments in resource/name form must have a single resource and name",
+                ));
             }
-            let res = registry::resolve(t)
-                .ok_or_else(|| CtlError::UnknownResourceType(t.to_string()))?;
+            let res =
+                registry::resolve(t).ok_or_else(|| CtlError::UnknownResourceType(t.to_string()))?;
             out.push(Target {
                 res,
                 name: Some(name.to_string()),
@@ -117,13 +119,20 @@ mod tests {
 
     #[test]
     fn all_is_the_category() {
-        let kinds: Vec<_> = parse(&args(&["all"])).unwrap().iter().map(|t| t.res.kind).collect();
+        let kinds: Vec<_> = parse(&args(&["all"]))
+            .unwrap()
+            .iter()
+            .map(|t| t.res.kind)
+            .collect();
         assert_eq!(kinds, ["Pod", "Service", "Deployment", "ReplicaSet"]);
     }
 
     #[test]
     fn unknown_type_is_reported() {
         let e = parse(&args(&["foo"])).unwrap_err();
-        assert_eq!(e.render(), "error: the server doesn't have a resource type \"foo\"");
+        assert_eq!(
+            e.render(),
+            "error: the server doesn't have a resource type \"foo\""
+        );
     }
 }

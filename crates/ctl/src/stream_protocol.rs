@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn status_gives_the_exit_code() {
-        assert_eq!(parse_status(br#"{"metadata":{},"status":"Success"}"#), RemoteExit::Success);
+        assert_eq!(
+            parse_status(br#"{"metadata":{},"status":"Success"}"#),
+            RemoteExit::Success
+        );
         let failed = br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
         assert_eq!(parse_status(failed), RemoteExit::Code(3));
         let other = br#"{"status":"Failure","message":"container not found (\"x\")"}"#;
@@ -136,11 +139,24 @@ mod tests {
 
     #[test]
     fn query_lists_each_command_word() {
-        let q = stream_query(&["sh".into(), "-c".into(), "echo hi".into()], "c", true, false);
+        let q = stream_query(
+            &["sh".into(), "-c".into(), "echo hi".into()],
+            "c",
+            true,
+            false,
+        );
         let keys: Vec<_> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(
             keys,
-            ["command=sh", "command=-c", "command=echo hi", "container=c", "stdin=true", "stdout=true", "stderr=true"]
+            [
+                "command=sh",
+                "command=-c",
+                "command=echo hi",
+                "container=c",
+                "stdin=true",
+                "stdout=true",
+                "stderr=true"
+            ]
         );
         let tty = stream_query(&[], "tmp", true, true);
         assert!(tty.contains(&("tty", "true".into())));

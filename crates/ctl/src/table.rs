@@ -122,11 +122,11 @@ impl TablePrinter {
                 is_name: false,
             });
         }
-        let name_column = self
-            .options
-            .kind_prefix
-            .as_ref()
-            .and_then(|_| columns[first_def..first_def + defs.len()].iter().position(|c| c.is_name));
+        let name_column = self.options.kind_prefix.as_ref().and_then(|_| {
+            columns[first_def..first_def + defs.len()]
+                .iter()
+                .position(|c| c.is_name)
+        });
 
         let cells = rows
             .iter()
@@ -208,7 +208,11 @@ pub struct KindTable<'a> {
 
 /// What `get` prints for its tables, in order, and whether it printed
 /// anything (else kubectl says "No resources found").
-pub fn render_get(tables: &[KindTable], base: &TableOptions, all_namespaces: bool) -> (String, bool) {
+pub fn render_get(
+    tables: &[KindTable],
+    base: &TableOptions,
+    all_namespaces: bool,
+) -> (String, bool) {
     // Kind prefixes only when the answers are of more than one kind.
     let with_kind = tables.len() >= 2 && tables.iter().any(|t| t.kind != tables[0].kind);
     let mut w = TabWriter::for_tables();
@@ -278,13 +282,33 @@ mod tests {
 
     fn chapter_services() -> Value {
         svc_table(&[
-            ("kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "2d", "<none>"),
-            ("web", "ClusterIP", "10.96.142.31", "<none>", "80/TCP", "10s", "app=web"),
+            (
+                "kubernetes",
+                "ClusterIP",
+                "10.96.0.1",
+                "<none>",
+                "443/TCP",
+                "2d",
+                "<none>",
+            ),
+            (
+                "web",
+                "ClusterIP",
+                "10.96.142.31",
+                "<none>",
+                "80/TCP",
+                "10s",
+                "app=web",
+            ),
         ])
     }
 
     fn render(table: &Value, opts: TableOptions, all_ns: bool) -> String {
-        let t = [KindTable { kind: "service".into(), namespaced: true, table }];
+        let t = [KindTable {
+            kind: "service".into(),
+            namespaced: true,
+            table,
+        }];
         render_get(&t, &opts, all_ns).0
     }
 
@@ -300,7 +324,15 @@ mod tests {
 
     #[test]
     fn renders_nodeport_row_of_the_chapter() {
-        let t = svc_table(&[("web", "NodePort", "10.96.142.31", "<none>", "80:30080/TCP", "5m", "app=web")]);
+        let t = svc_table(&[(
+            "web",
+            "NodePort",
+            "10.96.142.31",
+            "<none>",
+            "80:30080/TCP",
+            "5m",
+            "app=web",
+        )]);
         assert_eq!(
             render(&t, TableOptions::default(), false),
             "NAME   TYPE       CLUSTER-IP     EXTERNAL-IP   PORT(S)        AGE\n\
@@ -328,14 +360,30 @@ mod tests {
 
     #[test]
     fn wide_shows_priority_columns() {
-        let out = render(&chapter_services(), TableOptions { wide: true, ..Default::default() }, false);
-        assert!(out.starts_with("NAME         TYPE        CLUSTER-IP     EXTERNAL-IP   PORT(S)   AGE   SELECTOR\n"));
+        let out = render(
+            &chapter_services(),
+            TableOptions {
+                wide: true,
+                ..Default::default()
+            },
+            false,
+        );
+        assert!(out.starts_with(
+            "NAME         TYPE        CLUSTER-IP     EXTERNAL-IP   PORT(S)   AGE   SELECTOR\n"
+        ));
         assert!(out.ends_with("80/TCP    10s   app=web\n"));
     }
 
     #[test]
     fn show_labels_adds_sorted_labels() {
-        let out = render(&chapter_services(), TableOptions { show_labels: true, ..Default::default() }, false);
+        let out = render(
+            &chapter_services(),
+            TableOptions {
+                show_labels: true,
+                ..Default::default()
+            },
+            false,
+        );
         assert_eq!(
             out,
             "NAME         TYPE        CLUSTER-IP     EXTERNAL-IP   PORT(S)   AGE   LABELS\n\
@@ -357,14 +405,34 @@ mod tests {
 
     #[test]
     fn several_kinds_are_prefixed_and_separated() {
-        let svcs = svc_table(&[("kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "2d", "<none>")]);
+        let svcs = svc_table(&[(
+            "kubernetes",
+            "ClusterIP",
+            "10.96.0.1",
+            "<none>",
+            "443/TCP",
+            "2d",
+            "<none>",
+        )]);
         let deploys = json!({"columnDefinitions": [col("Name",0), col("Ready",0), col("Up-to-date",0), col("Available",0), col("Age",0)],
                              "rows": [{"cells": ["web", "3/3", 3, 3, "1m"]}]});
         let empty_pods = json!({"columnDefinitions": [col("Name",0), col("Ready",0)], "rows": []});
         let tables = [
-            KindTable { kind: "service".into(), namespaced: true, table: &svcs },
-            KindTable { kind: "deployment.apps".into(), namespaced: true, table: &deploys },
-            KindTable { kind: "pod".into(), namespaced: true, table: &empty_pods },
+            KindTable {
+                kind: "service".into(),
+                namespaced: true,
+                table: &svcs,
+            },
+            KindTable {
+                kind: "deployment.apps".into(),
+                namespaced: true,
+                table: &deploys,
+            },
+            KindTable {
+                kind: "pod".into(),
+                namespaced: true,
+                table: &empty_pods,
+            },
         ];
         let (out, written) = render_get(&tables, &TableOptions::default(), false);
         assert!(written);
@@ -380,21 +448,52 @@ mod tests {
 
     #[test]
     fn one_kind_by_several_names_is_one_table() {
-        let a = svc_table(&[("kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "2d", "<none>")]);
-        let b = svc_table(&[("web", "ClusterIP", "10.96.142.31", "<none>", "80/TCP", "10s", "app=web")]);
+        let a = svc_table(&[(
+            "kubernetes",
+            "ClusterIP",
+            "10.96.0.1",
+            "<none>",
+            "443/TCP",
+            "2d",
+            "<none>",
+        )]);
+        let b = svc_table(&[(
+            "web",
+            "ClusterIP",
+            "10.96.142.31",
+            "<none>",
+            "80/TCP",
+            "10s",
+            "app=web",
+        )]);
         let tables = [
-            KindTable { kind: "service".into(), namespaced: true, table: &a },
-            KindTable { kind: "service".into(), namespaced: true, table: &b },
+            KindTable {
+                kind: "service".into(),
+                namespaced: true,
+                table: &a,
+            },
+            KindTable {
+                kind: "service".into(),
+                namespaced: true,
+                table: &b,
+            },
         ];
         let (out, _) = render_get(&tables, &TableOptions::default(), false);
-        assert_eq!(out, render(&chapter_services(), TableOptions::default(), false));
+        assert_eq!(
+            out,
+            render(&chapter_services(), TableOptions::default(), false)
+        );
     }
 
     #[test]
     fn empty_answers_print_nothing() {
         let empty = json!({"columnDefinitions": [col("Name",0)], "rows": []});
         let (out, written) = render_get(
-            &[KindTable { kind: "pod".into(), namespaced: true, table: &empty }],
+            &[KindTable {
+                kind: "pod".into(),
+                namespaced: true,
+                table: &empty,
+            }],
             &TableOptions::default(),
             false,
         );

@@ -208,9 +208,8 @@ mod tests {
 
     #[test]
     fn aligns_columns_with_three_spaces() {
-        let out = table(
-            "NAME\tENDPOINTS\tAGE\nweb\t10.244.0.5:80,10.244.0.6:80,10.244.0.7:80\t30s\n",
-        );
+        let out =
+            table("NAME\tENDPOINTS\tAGE\nweb\t10.244.0.5:80,10.244.0.6:80,10.244.0.7:80\t30s\n");
         assert_eq!(
             out,
             "NAME   ENDPOINTS                                   AGE\n\
@@ -231,7 +230,10 @@ mod tests {
         w.flush();
         w.write("web\t1s\n");
         w.flush();
-        assert_eq!(w.take_output(), "NAME         AGE\nkubernetes   2d\nweb          1s\n");
+        assert_eq!(
+            w.take_output(),
+            "NAME         AGE\nkubernetes   2d\nweb          1s\n"
+        );
     }
 
     #[test]

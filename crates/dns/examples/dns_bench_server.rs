@@ -91,7 +91,12 @@ fn zone_file(table: &dns::Table) -> String {
                 Rdata::A(ip) => format!("A {ip}"),
                 Rdata::Aaaa(ip) => format!("AAAA {ip}"),
                 Rdata::Cname(t) => format!("CNAME {t}."),
-                Rdata::Srv { priority, weight, port, target } => format!("SRV {priority} {weight} {port} {target}."),
+                Rdata::Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                } => format!("SRV {priority} {weight} {port} {target}."),
                 Rdata::Ptr(t) => format!("PTR {t}."),
                 Rdata::Ns(t) => format!("NS {t}."),
                 Rdata::Txt(t) => format!("TXT \"{t}\""),
@@ -138,7 +143,9 @@ fn main() {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -97,9 +97,18 @@ mod tests {
     #[test]
     fn upstream_flag_values() {
         assert_eq!("none".parse::<Upstream>().unwrap(), Upstream::Refuse);
-        assert_eq!("1.1.1.1".parse::<Upstream>().unwrap(), Upstream::Addr("1.1.1.1:53".parse().unwrap()));
-        assert_eq!("127.0.0.1:5353".parse::<Upstream>().unwrap(), Upstream::Addr("127.0.0.1:5353".parse().unwrap()));
-        assert_eq!("[::1]:53".parse::<Upstream>().unwrap(), Upstream::Addr("[::1]:53".parse().unwrap()));
+        assert_eq!(
+            "1.1.1.1".parse::<Upstream>().unwrap(),
+            Upstream::Addr("1.1.1.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            "127.0.0.1:5353".parse::<Upstream>().unwrap(),
+            Upstream::Addr("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            "[::1]:53".parse::<Upstream>().unwrap(),
+            Upstream::Addr("[::1]:53".parse().unwrap())
+        );
         assert!("dns.example".parse::<Upstream>().is_err());
     }
 }

@@ -49,7 +49,9 @@ pub fn apply(state: &mut ClusterState, kind: Kind, event: WatcherEvent) -> bool 
             Kind::Pod => upsert(&mut state.pods, &obj, pod_info),
         },
         WatcherEvent::Deleted(obj) => {
-            let Some(key) = object_key(&obj) else { return false };
+            let Some(key) = object_key(&obj) else {
+                return false;
+            };
             match kind {
                 Kind::Service => state.services.remove(&key).is_some(),
                 Kind::Slice => state.slices.remove(&key).is_some(),
@@ -59,7 +61,10 @@ pub fn apply(state: &mut ClusterState, kind: Kind, event: WatcherEvent) -> bool 
     }
 }
 
-fn collect<T>(items: &[Value], info: fn(&Value) -> Option<T>) -> std::collections::HashMap<String, T> {
+fn collect<T>(
+    items: &[Value],
+    info: fn(&Value) -> Option<T>,
+) -> std::collections::HashMap<String, T> {
     items
         .iter()
         .filter_map(|obj| Some((object_key(obj)?, info(obj)?)))
@@ -69,8 +74,14 @@ fn collect<T>(items: &[Value], info: fn(&Value) -> Option<T>) -> std::collection
 /// Insert, replace or (when the object no longer has a DNS view, e.g. a
 /// finished Pod) remove; true when something changed. Status-only updates
 /// of Pods are frequent and change nothing here.
-fn upsert<T: PartialEq>(map: &mut std::collections::HashMap<String, T>, obj: &Value, info: fn(&Value) -> Option<T>) -> bool {
-    let Some(key) = object_key(obj) else { return false };
+fn upsert<T: PartialEq>(
+    map: &mut std::collections::HashMap<String, T>,
+    obj: &Value,
+    info: fn(&Value) -> Option<T>,
+) -> bool {
+    let Some(key) = object_key(obj) else {
+        return false;
+    };
     match info(obj) {
         Some(new) => {
             if map.get(&key) == Some(&new) {
@@ -92,11 +103,30 @@ fn serial_now() -> u32 {
 
 /// Watch the API into `table` until `shutdown`. The table stays "unsynced"
 /// (SERVFAIL for cluster names) until all three kinds were listed once.
-pub async fn feed_table(client: Client, table: Arc<SharedTable>, zone: Arc<ZoneConfig>, shutdown: CancellationToken) {
+pub async fn feed_table(
+    client: Client,
+    table: Arc<SharedTable>,
+    zone: Arc<ZoneConfig>,
+    shutdown: CancellationToken,
+) {
     let mut streams = [
-        (Kind::Service, client::watcher(client.clone(), &SERVICES, None, ListParams::default())),
-        (Kind::Slice, client::watcher(client.clone(), &ENDPOINT_SLICES, None, ListParams::default())),
-        (Kind::Pod, client::watcher(client, &PODS, None, ListParams::default())),
+        (
+            Kind::Service,
+            client::watcher(client.clone(), &SERVICES, None, ListParams::default()),
+        ),
+        (
+            Kind::Slice,
+            client::watcher(
+                client.clone(),
+                &ENDPOINT_SLICES,
+                None,
+                ListParams::default(),
+            ),
+        ),
+        (
+            Kind::Pod,
+            client::watcher(client, &PODS, None, ListParams::default()),
+        ),
     ];
     let mut state = ClusterState::default();
     let mut listed = [false; 3];
@@ -159,13 +189,37 @@ mod tests {
     #[test]
     fn restart_replaces_and_applied_updates_only_on_change() {
         let mut st = ClusterState::default();
-        assert!(apply(&mut st, Kind::Service, WatcherEvent::Restarted(vec![svc("a", "10.96.0.2")])));
+        assert!(apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Restarted(vec![svc("a", "10.96.0.2")])
+        ));
         assert_eq!(st.services.len(), 1);
-        assert!(!apply(&mut st, Kind::Service, WatcherEvent::Applied(svc("a", "10.96.0.2"))));
-        assert!(apply(&mut st, Kind::Service, WatcherEvent::Applied(svc("b", "10.96.0.3"))));
-        assert!(apply(&mut st, Kind::Service, WatcherEvent::Deleted(svc("a", "10.96.0.2"))));
-        assert!(!apply(&mut st, Kind::Service, WatcherEvent::Deleted(svc("a", "10.96.0.2"))));
-        assert!(apply(&mut st, Kind::Service, WatcherEvent::Restarted(vec![])));
+        assert!(!apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Applied(svc("a", "10.96.0.2"))
+        ));
+        assert!(apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Applied(svc("b", "10.96.0.3"))
+        ));
+        assert!(apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Deleted(svc("a", "10.96.0.2"))
+        ));
+        assert!(!apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Deleted(svc("a", "10.96.0.2"))
+        ));
+        assert!(apply(
+            &mut st,
+            Kind::Service,
+            WatcherEvent::Restarted(vec![])
+        ));
         assert!(st.services.is_empty());
     }
 

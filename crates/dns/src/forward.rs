@@ -24,7 +24,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The `nameserver` lines of a resolv.conf, port 53, without `exclude`
 /// (the cluster DNS itself: asking it would loop).
-pub fn parse_resolv_conf(text: &str, exclude: &[IpAddr]) -> Vec<SocketAddr> {
+pub fn parse_resolv_conf(text: &str, exclude: &[SocketAddr]) -> Vec<SocketAddr> {
     let mut servers = Vec::new();
     for line in text.lines() {
         let mut words = line.split_whitespace();
@@ -33,11 +33,14 @@ pub fn parse_resolv_conf(text: &str, exclude: &[IpAddr]) -> Vec<SocketAddr> {
         }
         // An IPv6 link-local address may carry a zone (`fe80::1%eth0`);
         // the zone is not needed to pick the server here.
-        let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok()) else {
+        let Some(ip) = words
+            .next()
+            .and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok())
+        else {
             continue;
         };
         let addr = SocketAddr::new(ip, 53);
-        if !exclude.contains(&ip) && !servers.contains(&addr) {
+        if !exclude.contains(&addr) && !servers.contains(&addr) {
             servers.push(addr);
         }
     }
@@ -54,7 +57,7 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// `exclude`: addresses of the cluster DNS itself.
-    pub fn new(upstream: &Upstream, exclude: &[IpAddr]) -> Forwarder {
+    pub fn new(upstream: &Upstream, exclude: &[SocketAddr]) -> Forwarder {
         let (servers, refuse) = match upstream {
             Upstream::Refuse => (Vec::new(), true),
             Upstream::Addr(a) => (vec![*a], false),
@@ -195,7 +198,7 @@ mod tests {
     #[test]
     fn resolv_conf_nameservers_without_the_cluster_dns() {
         let text = "# generated\nsearch example\nnameserver 127.0.0.53\nnameserver 10.96.0.10\nnameserver fe80::1%eth0\n  nameserver   192.0.2.1  \nnameserver bogus\n";
-        let servers = parse_resolv_conf(text, &["10.96.0.10".parse().unwrap()]);
+        let servers = parse_resolv_conf(text, &["10.96.0.10:53".parse().unwrap()]);
         assert_eq!(
             servers,
             vec![
@@ -248,7 +251,10 @@ mod tests {
             s.write_all(&bytes).await.unwrap();
         });
         let fwd = Forwarder::new(&Upstream::Addr(addr), &[]);
-        let reply = fwd.ask(&Name::from_ascii("db.example.com.").unwrap(), RecordType::A).await.unwrap();
+        let reply = fwd
+            .ask(&Name::from_ascii("db.example.com.").unwrap(), RecordType::A)
+            .await
+            .unwrap();
         assert!(!reply.metadata.truncation);
         assert_eq!(reply.answers.len(), 1);
     }
@@ -257,6 +263,9 @@ mod tests {
     async fn refusing_forwarder_has_no_servers() {
         let fwd = Forwarder::new(&Upstream::Refuse, &[]);
         assert!(fwd.refuses());
-        assert!(matches!(fwd.forward(&[0; 12]).await, Err(DnsError::NoUpstream)));
+        assert!(matches!(
+            fwd.forward(&[0; 12]).await,
+            Err(DnsError::NoUpstream)
+        ));
     }
 }

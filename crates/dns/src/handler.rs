@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
 use hickory_server::proto::rr::{DNSClass, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -27,7 +29,11 @@ impl ClusterDnsHandler {
 
 /// What the server reports when even the answer could not be sent.
 fn failed(request: &Request) -> ResponseInfo {
-    let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+    let mut metadata = Metadata::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
     metadata.response_code = ResponseCode::ServFail;
     ResponseInfo::from(Header {
         metadata,
@@ -45,7 +51,13 @@ async fn send<R: ResponseHandler>(
     additionals: &[Record],
 ) -> ResponseInfo {
     let builder = MessageResponseBuilder::new(&request.queries, edns);
-    let response = builder.build(metadata, answers.iter(), authority.iter(), std::iter::empty(), additionals.iter());
+    let response = builder.build(
+        metadata,
+        answers.iter(),
+        authority.iter(),
+        std::iter::empty(),
+        additionals.iter(),
+    );
     match handle.send_response(response).await {
         Ok(info) => info,
         Err(e) => {
@@ -57,7 +69,11 @@ async fn send<R: ResponseHandler>(
 
 #[async_trait::async_trait]
 impl RequestHandler for ClusterDnsHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        handle: R,
+    ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = !self.forwarder.refuses();
         // EDNS is answered with EDNS (RFC 6891), with our buffer size.
@@ -75,7 +91,9 @@ impl RequestHandler for ClusterDnsHandler {
             let m = error(metadata, ResponseCode::BADVERS);
             return send(request, handle, edns.as_ref(), m, &[], &[], &[]).await;
         }
-        if request.metadata.message_type != MessageType::Query || request.metadata.op_code != OpCode::Query {
+        if request.metadata.message_type != MessageType::Query
+            || request.metadata.op_code != OpCode::Query
+        {
             let m = error(metadata, ResponseCode::NotImp);
             return send(request, handle, edns.as_ref(), m, &[], &[], &[]).await;
         }
@@ -90,7 +108,12 @@ impl RequestHandler for ClusterDnsHandler {
         let qtype = query.query_type();
         let resolution = {
             let table = self.table.load();
-            resolve(&table, query.original().name(), qtype, request.metadata.id as usize)
+            resolve(
+                &table,
+                query.original().name(),
+                qtype,
+                request.metadata.id as usize,
+            )
         };
         match resolution {
             Resolution::Answer(mut answer) => {
@@ -101,7 +124,9 @@ impl RequestHandler for ClusterDnsHandler {
                                 metadata.response_code = reply.metadata.response_code;
                                 answer.answers.extend(reply.answers);
                             }
-                            Err(e) => tracing::debug!(%target, error = %e, "cannot follow CNAME upstream"),
+                            Err(e) => {
+                                tracing::debug!(%target, error = %e, "cannot follow CNAME upstream")
+                            }
                         }
                     }
                 }
@@ -109,7 +134,16 @@ impl RequestHandler for ClusterDnsHandler {
                 if metadata.response_code == ResponseCode::NoError {
                     metadata.response_code = answer.rcode;
                 }
-                send(request, handle, edns.as_ref(), metadata, &answer.answers, &answer.authority, &[]).await
+                send(
+                    request,
+                    handle,
+                    edns.as_ref(),
+                    metadata,
+                    &answer.answers,
+                    &answer.authority,
+                    &[],
+                )
+                .await
             }
             Resolution::Forward if self.forwarder.refuses() => {
                 let m = error(metadata, ResponseCode::Refused);

@@ -105,8 +105,12 @@ pub fn needs_update(current: &Value, desired: &Value) -> bool {
 /// `have` holds everything of `want` (objects may have more keys).
 fn contains(have: &Value, want: &Value) -> bool {
     match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
-        (Value::Array(h), Value::Array(w)) => h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv)),
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv))
+        }
         _ => have == want,
     }
 }
@@ -129,10 +133,18 @@ async fn write_endpoints(client: &Client, addr: SocketAddr) -> Result<(), Client
     match client.get(&ENDPOINTS, Some(NAMESPACE), SERVICE).await {
         Ok(current) if !needs_update(&current, &desired) => Ok(()),
         Ok(current) => client
-            .replace(&ENDPOINTS, Some(NAMESPACE), SERVICE, &replacement(&current, &desired))
+            .replace(
+                &ENDPOINTS,
+                Some(NAMESPACE),
+                SERVICE,
+                &replacement(&current, &desired),
+            )
             .await
             .map(drop),
-        Err(e) if e.is_not_found() => client.create(&ENDPOINTS, Some(NAMESPACE), &desired).await.map(drop),
+        Err(e) if e.is_not_found() => client
+            .create(&ENDPOINTS, Some(NAMESPACE), &desired)
+            .await
+            .map(drop),
         Err(e) => Err(e),
     }
 }
@@ -144,11 +156,22 @@ async fn write_endpoint_slice(client: &Client, addr: SocketAddr) -> Result<(), C
         Err(e) => return Err(e),
     };
     let desired = endpoint_slice_object(addr, uid.as_deref());
-    let selector = format!("kubernetes.io/service-name={SERVICE},endpointslice.kubernetes.io/managed-by={MANAGED_BY}");
-    let list = client.list(&ENDPOINT_SLICES, Some(NAMESPACE), &ListParams::labels(selector)).await?;
+    let selector = format!(
+        "kubernetes.io/service-name={SERVICE},endpointslice.kubernetes.io/managed-by={MANAGED_BY}"
+    );
+    let list = client
+        .list(
+            &ENDPOINT_SLICES,
+            Some(NAMESPACE),
+            &ListParams::labels(selector),
+        )
+        .await?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let Some((first, extra)) = items.split_first() else {
-        return client.create(&ENDPOINT_SLICES, Some(NAMESPACE), &desired).await.map(drop);
+        return client
+            .create(&ENDPOINT_SLICES, Some(NAMESPACE), &desired)
+            .await
+            .map(drop);
     };
     // One slice is enough; more are leftovers of an interrupted start.
     for stale in extra {
@@ -162,7 +185,12 @@ async fn write_endpoint_slice(client: &Client, addr: SocketAddr) -> Result<(), C
     if needs_update(first, &desired) {
         let name = first["metadata"]["name"].as_str().unwrap_or_default();
         client
-            .replace(&ENDPOINT_SLICES, Some(NAMESPACE), name, &replacement(first, &desired))
+            .replace(
+                &ENDPOINT_SLICES,
+                Some(NAMESPACE),
+                name,
+                &replacement(first, &desired),
+            )
             .await?;
     }
     Ok(())
@@ -170,7 +198,11 @@ async fn write_endpoint_slice(client: &Client, addr: SocketAddr) -> Result<(), C
 
 /// Write both objects, retrying (the API may still be starting, or a write
 /// may conflict) until done or `shutdown`.
-pub async fn publish_endpoints(client: Client, addr: SocketAddr, shutdown: CancellationToken) -> Result<(), DnsError> {
+pub async fn publish_endpoints(
+    client: Client,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), DnsError> {
     if addr.ip().is_unspecified() {
         tracing::warn!(%addr, "DNS listens on a wildcard address; kube-dns endpoints not published");
         return Ok(());
@@ -209,15 +241,24 @@ mod tests {
     fn endpoints_list_the_listen_address_with_both_ports() {
         let ep = endpoints_object(addr());
         assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.244.0.1");
-        assert_eq!(ep["subsets"][0]["ports"][0], json!({"name": "dns", "port": 53, "protocol": "UDP"}));
+        assert_eq!(
+            ep["subsets"][0]["ports"][0],
+            json!({"name": "dns", "port": 53, "protocol": "UDP"})
+        );
         assert_eq!(ep["subsets"][0]["ports"][1]["name"], "dns-tcp");
     }
 
     #[test]
     fn slice_is_labelled_for_its_service_and_owned_by_it() {
         let s = endpoint_slice_object(addr(), Some("u-1"));
-        assert_eq!(s["metadata"]["labels"]["kubernetes.io/service-name"], SERVICE);
-        assert_eq!(s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"], MANAGED_BY);
+        assert_eq!(
+            s["metadata"]["labels"]["kubernetes.io/service-name"],
+            SERVICE
+        );
+        assert_eq!(
+            s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+            MANAGED_BY
+        );
         assert_eq!(s["metadata"]["ownerReferences"][0]["uid"], "u-1");
         assert_eq!(s["endpoints"][0]["conditions"]["ready"], true);
         assert_eq!(s["addressType"], "IPv4");

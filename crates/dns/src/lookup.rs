@@ -117,9 +117,12 @@ fn wire(owner: &Name, ttl: u32, rdata: &Rdata) -> Option<Record> {
         Rdata::A(ip) => RData::A(A(*ip)),
         Rdata::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
         Rdata::Cname(t) => RData::CNAME(CNAME(parse_name(t)?)),
-        Rdata::Srv { priority, weight, port, target } => {
-            RData::SRV(SRV::new(*priority, *weight, *port, parse_name(target)?))
-        }
+        Rdata::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => RData::SRV(SRV::new(*priority, *weight, *port, parse_name(target)?)),
         Rdata::Ptr(t) => RData::PTR(PTR(parse_name(t)?)),
         Rdata::Ns(t) => RData::NS(NS(parse_name(t)?)),
         Rdata::Txt(t) => RData::TXT(TXT::new(vec![t.to_string()])),
@@ -172,8 +175,12 @@ pub fn resolve(table: &Table, qname: &Name, qtype: RecordType, rotate: usize) ->
         };
         if qtype != RecordType::CNAME && qtype != RecordType::ANY {
             if let Some(Rdata::Cname(target)) = set.iter().find(|r| matches!(r, Rdata::Cname(_))) {
-                let Some(target_name) = parse_name(target) else { break };
-                answer.answers.extend(wire(&owner, ttl, &Rdata::Cname(target.clone())));
+                let Some(target_name) = parse_name(target) else {
+                    break;
+                };
+                answer
+                    .answers
+                    .extend(wire(&owner, ttl, &Rdata::Cname(target.clone())));
                 let target_key = target.to_ascii_lowercase();
                 if zone_of(table, &target_key) == Some(Zone::Cluster) {
                     owner = target_name;
@@ -203,7 +210,9 @@ pub fn resolve(table: &Table, qname: &Name, qtype: RecordType, rotate: usize) ->
             0
         };
         for i in 0..n {
-            answer.answers.extend(wire(&owner, ttl, matching[(i + turn) % n]));
+            answer
+                .answers
+                .extend(wire(&owner, ttl, matching[(i + turn) % n]));
         }
         if answer.answers.len() == before {
             // The name exists, but not with this type: NODATA.
@@ -224,26 +233,48 @@ mod tests {
     use std::sync::Arc;
 
     fn svc(ns: &str, name: &str, address: ServiceAddress) -> ServiceInfo {
-        ServiceInfo { namespace: ns.into(), name: name.into(), address, ports: Box::new([]), publish_not_ready: false }
+        ServiceInfo {
+            namespace: ns.into(),
+            name: name.into(),
+            address,
+            ports: Box::new([]),
+            publish_not_ready: false,
+        }
     }
 
     fn table() -> Table {
         let mut st = ClusterState::default();
         st.services.insert(
             "default/web".into(),
-            svc("default", "web", ServiceAddress::ClusterIps(vec!["10.96.142.31".parse().unwrap()].into())),
+            svc(
+                "default",
+                "web",
+                ServiceAddress::ClusterIps(vec!["10.96.142.31".parse().unwrap()].into()),
+            ),
         );
         st.services.insert(
             "default/ext".into(),
-            svc("default", "ext", ServiceAddress::ExternalName("db.example.com".into())),
+            svc(
+                "default",
+                "ext",
+                ServiceAddress::ExternalName("db.example.com".into()),
+            ),
         );
         st.services.insert(
             "default/alias".into(),
-            svc("default", "alias", ServiceAddress::ExternalName("web.default.svc.cluster.local".into())),
+            svc(
+                "default",
+                "alias",
+                ServiceAddress::ExternalName("web.default.svc.cluster.local".into()),
+            ),
         );
         st.services.insert(
             "default/loop".into(),
-            svc("default", "loop", ServiceAddress::ExternalName("loop.default.svc.cluster.local".into())),
+            svc(
+                "default",
+                "loop",
+                ServiceAddress::ExternalName("loop.default.svc.cluster.local".into()),
+            ),
         );
         build_table(&st, Arc::new(ZoneConfig::default()), 7)
     }
@@ -265,15 +296,28 @@ mod tests {
 
     #[test]
     fn a_record_of_a_service_keeps_the_query_case() {
-        let a = answer(resolve(&table(), &name("Web.Default.svc.cluster.local."), RecordType::A, 0));
+        let a = answer(resolve(
+            &table(),
+            &name("Web.Default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(a.rcode, ResponseCode::NoError);
-        assert_eq!(texts(&a.answers), ["Web.Default.svc.cluster.local. 5 IN A 10.96.142.31"]);
+        assert_eq!(
+            texts(&a.answers),
+            ["Web.Default.svc.cluster.local. 5 IN A 10.96.142.31"]
+        );
         assert!(a.authority.is_empty());
     }
 
     #[test]
     fn unknown_name_in_zone_is_nxdomain_with_soa() {
-        let a = answer(resolve(&table(), &name("nope.default.svc.cluster.local."), RecordType::A, 0));
+        let a = answer(resolve(
+            &table(),
+            &name("nope.default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(a.rcode, ResponseCode::NXDomain);
         assert!(a.answers.is_empty());
         assert_eq!(
@@ -284,24 +328,47 @@ mod tests {
 
     #[test]
     fn known_name_other_type_is_nodata_with_soa() {
-        let a = answer(resolve(&table(), &name("web.default.svc.cluster.local."), RecordType::AAAA, 0));
+        let a = answer(resolve(
+            &table(),
+            &name("web.default.svc.cluster.local."),
+            RecordType::AAAA,
+            0,
+        ));
         assert_eq!(a.rcode, ResponseCode::NoError);
         assert!(a.answers.is_empty());
         assert_eq!(a.authority.len(), 1);
-        let ent = answer(resolve(&table(), &name("default.svc.cluster.local."), RecordType::A, 0));
+        let ent = answer(resolve(
+            &table(),
+            &name("default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(ent.rcode, ResponseCode::NoError);
     }
 
     #[test]
     fn external_name_answers_cname_and_asks_upstream_for_the_target() {
-        let a = answer(resolve(&table(), &name("ext.default.svc.cluster.local."), RecordType::A, 0));
-        assert_eq!(texts(&a.answers), ["ext.default.svc.cluster.local. 5 IN CNAME db.example.com."]);
+        let a = answer(resolve(
+            &table(),
+            &name("ext.default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
+        assert_eq!(
+            texts(&a.answers),
+            ["ext.default.svc.cluster.local. 5 IN CNAME db.example.com."]
+        );
         assert_eq!(a.chase, Some(name("db.example.com.")));
     }
 
     #[test]
     fn cname_inside_the_zone_is_followed() {
-        let a = answer(resolve(&table(), &name("alias.default.svc.cluster.local."), RecordType::A, 0));
+        let a = answer(resolve(
+            &table(),
+            &name("alias.default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(
             texts(&a.answers),
             [
@@ -310,27 +377,59 @@ mod tests {
             ]
         );
         assert_eq!(a.chase, None);
-        let looped = answer(resolve(&table(), &name("loop.default.svc.cluster.local."), RecordType::A, 0));
+        let looped = answer(resolve(
+            &table(),
+            &name("loop.default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(looped.rcode, ResponseCode::ServFail);
     }
 
     #[test]
     fn ptr_of_a_cluster_ip_and_nxdomain_inside_cluster_ranges() {
         let t = table();
-        let a = answer(resolve(&t, &name("31.142.96.10.in-addr.arpa."), RecordType::PTR, 0));
-        assert_eq!(texts(&a.answers), ["31.142.96.10.in-addr.arpa. 5 IN PTR web.default.svc.cluster.local."]);
-        let miss = answer(resolve(&t, &name("32.142.96.10.in-addr.arpa."), RecordType::PTR, 0));
+        let a = answer(resolve(
+            &t,
+            &name("31.142.96.10.in-addr.arpa."),
+            RecordType::PTR,
+            0,
+        ));
+        assert_eq!(
+            texts(&a.answers),
+            ["31.142.96.10.in-addr.arpa. 5 IN PTR web.default.svc.cluster.local."]
+        );
+        let miss = answer(resolve(
+            &t,
+            &name("32.142.96.10.in-addr.arpa."),
+            RecordType::PTR,
+            0,
+        ));
         assert_eq!(miss.rcode, ResponseCode::NXDomain);
-        assert!(texts(&miss.authority)[0].starts_with("in-addr.arpa. 5 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa."));
+        assert!(texts(&miss.authority)[0]
+            .starts_with("in-addr.arpa. 5 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa."));
     }
 
     #[test]
     fn names_outside_our_zones_are_forwarded() {
         let t = table();
-        for n in ["example.com.", "1.1.168.192.in-addr.arpa.", "10.in-addr.arpa.", "local.", "xcluster.local."] {
-            assert_eq!(resolve(&t, &name(n), RecordType::A, 0), Resolution::Forward, "{n}");
+        for n in [
+            "example.com.",
+            "1.1.168.192.in-addr.arpa.",
+            "10.in-addr.arpa.",
+            "local.",
+            "xcluster.local.",
+        ] {
+            assert_eq!(
+                resolve(&t, &name(n), RecordType::A, 0),
+                Resolution::Forward,
+                "{n}"
+            );
         }
-        assert!(matches!(resolve(&t, &name("96.10.in-addr.arpa."), RecordType::PTR, 0), Resolution::Answer(_)));
+        assert!(matches!(
+            resolve(&t, &name("96.10.in-addr.arpa."), RecordType::PTR, 0),
+            Resolution::Answer(_)
+        ));
     }
 
     #[test]
@@ -339,15 +438,26 @@ mod tests {
         let soa = answer(resolve(&t, &name("cluster.local."), RecordType::SOA, 0));
         assert_eq!(soa.answers.len(), 1);
         let ns = answer(resolve(&t, &name("cluster.local."), RecordType::NS, 0));
-        assert_eq!(texts(&ns.answers), ["cluster.local. 5 IN NS ns.dns.cluster.local."]);
+        assert_eq!(
+            texts(&ns.answers),
+            ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+        );
     }
 
     #[test]
     fn unsynced_table_is_servfail_for_our_names_only() {
         let t = Table::unsynced(Arc::new(ZoneConfig::default()));
-        let a = answer(resolve(&t, &name("web.default.svc.cluster.local."), RecordType::A, 0));
+        let a = answer(resolve(
+            &t,
+            &name("web.default.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
         assert_eq!(a.rcode, ResponseCode::ServFail);
-        assert_eq!(resolve(&t, &name("example.com."), RecordType::A, 0), Resolution::Forward);
+        assert_eq!(
+            resolve(&t, &name("example.com."), RecordType::A, 0),
+            Resolution::Forward
+        );
     }
 
     #[test]
@@ -356,10 +466,23 @@ mod tests {
         let ips = vec!["10.96.0.1".parse().unwrap(), "10.96.0.2".parse().unwrap()];
         // Two families' worth of addresses would be odd for one Service;
         // two IPv4 ClusterIPs suffice to see the order turn.
-        st.services.insert("a/s".into(), svc("a", "s", ServiceAddress::ClusterIps(ips.into())));
+        st.services.insert(
+            "a/s".into(),
+            svc("a", "s", ServiceAddress::ClusterIps(ips.into())),
+        );
         let t = build_table(&st, Arc::new(ZoneConfig::default()), 1);
-        let first = answer(resolve(&t, &name("s.a.svc.cluster.local."), RecordType::A, 0));
-        let second = answer(resolve(&t, &name("s.a.svc.cluster.local."), RecordType::A, 1));
+        let first = answer(resolve(
+            &t,
+            &name("s.a.svc.cluster.local."),
+            RecordType::A,
+            0,
+        ));
+        let second = answer(resolve(
+            &t,
+            &name("s.a.svc.cluster.local."),
+            RecordType::A,
+            1,
+        ));
         assert_eq!(first.answers[0].data, second.answers[1].data);
         assert_ne!(first.answers[0].data, second.answers[0].data);
     }

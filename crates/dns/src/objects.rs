@@ -135,7 +135,11 @@ pub fn service_info(obj: &Value) -> Option<ServiceInfo> {
     let name = svc.metadata.name?;
     let spec = svc.spec.unwrap_or_default();
     let address = if spec.type_.as_deref() == Some("ExternalName") {
-        match spec.external_name.as_deref().map(|n| n.trim_end_matches('.')) {
+        match spec
+            .external_name
+            .as_deref()
+            .map(|n| n.trim_end_matches('.'))
+        {
             Some(target) if !target.is_empty() => {
                 ServiceAddress::ExternalName(target.to_ascii_lowercase().into())
             }
@@ -241,7 +245,10 @@ mod tests {
                      "ports": [{"name": "HTTP", "port": 80}, {"port": 81}, {"name": "dns", "port": 53, "protocol": "UDP"}]}
         });
         let info = service_info(&svc).unwrap();
-        assert_eq!(info.address, ServiceAddress::ClusterIps(vec!["10.96.0.20".parse().unwrap()].into()));
+        assert_eq!(
+            info.address,
+            ServiceAddress::ClusterIps(vec!["10.96.0.20".parse().unwrap()].into())
+        );
         assert_eq!(info.ports.len(), 2);
         assert_eq!(&*info.ports[0].name, "http");
         assert_eq!(info.ports[1].protocol, PortProtocol::Udp);
@@ -249,13 +256,23 @@ mod tests {
 
     #[test]
     fn headless_external_and_pending_services() {
-        let headless = json!({"metadata": {"name": "h", "namespace": "a"}, "spec": {"clusterIP": "None"}});
-        assert_eq!(service_info(&headless).unwrap().address, ServiceAddress::Headless);
+        let headless =
+            json!({"metadata": {"name": "h", "namespace": "a"}, "spec": {"clusterIP": "None"}});
+        assert_eq!(
+            service_info(&headless).unwrap().address,
+            ServiceAddress::Headless
+        );
         let ext = json!({"metadata": {"name": "e", "namespace": "a"},
                          "spec": {"type": "ExternalName", "externalName": "DB.Example.com."}});
-        assert_eq!(service_info(&ext).unwrap().address, ServiceAddress::ExternalName("db.example.com".into()));
+        assert_eq!(
+            service_info(&ext).unwrap().address,
+            ServiceAddress::ExternalName("db.example.com".into())
+        );
         let pending = json!({"metadata": {"name": "p", "namespace": "a"}, "spec": {}});
-        assert_eq!(service_info(&pending).unwrap().address, ServiceAddress::Pending);
+        assert_eq!(
+            service_info(&pending).unwrap().address,
+            ServiceAddress::Pending
+        );
     }
 
     #[test]
@@ -284,7 +301,10 @@ mod tests {
     fn finished_pods_and_pods_without_ip_are_skipped() {
         let running = json!({"metadata": {"name": "p", "namespace": "default"},
                              "status": {"phase": "Running", "podIP": "10.244.0.7"}});
-        assert_eq!(pod_info(&running).unwrap().ips[0], "10.244.0.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            pod_info(&running).unwrap().ips[0],
+            "10.244.0.7".parse::<IpAddr>().unwrap()
+        );
         let done = json!({"metadata": {"name": "p", "namespace": "default"},
                           "status": {"phase": "Succeeded", "podIP": "10.244.0.7"}});
         assert!(pod_info(&done).is_none());

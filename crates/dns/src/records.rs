@@ -204,10 +204,11 @@ impl Builder {
     fn add_empty_non_terminals(&mut self, apexes: &[&str]) {
         let mut missing: Vec<Box<str>> = Vec::new();
         for name in self.names.keys() {
-            let Some(apex) = apexes
-                .iter()
-                .find(|a| name.len() > a.len() && name.ends_with(*a) && name.as_bytes()[name.len() - a.len() - 1] == b'.')
-            else {
+            let Some(apex) = apexes.iter().find(|a| {
+                name.len() > a.len()
+                    && name.ends_with(*a)
+                    && name.as_bytes()[name.len() - a.len() - 1] == b'.'
+            }) else {
                 continue;
             };
             let mut rest: &str = name;
@@ -233,7 +234,10 @@ impl Builder {
             .map(|(name, mut set)| {
                 // Equal shares of weight among a name's SRV targets, as
                 // CoreDNS gives them.
-                let srv_count = set.iter().filter(|r| matches!(r, Rdata::Srv { .. })).count();
+                let srv_count = set
+                    .iter()
+                    .filter(|r| matches!(r, Rdata::Srv { .. }))
+                    .count();
                 if srv_count > 0 {
                     let share = (100 / srv_count).max(1) as u16;
                     for r in &mut set {
@@ -379,10 +383,19 @@ mod tests {
     }
 
     fn port(name: &str, proto: PortProtocol, port: u16) -> NamedPort {
-        NamedPort { name: name.into(), protocol: proto, port }
+        NamedPort {
+            name: name.into(),
+            protocol: proto,
+            port,
+        }
     }
 
-    fn service(ns: &str, name: &str, address: ServiceAddress, ports: Vec<NamedPort>) -> ServiceInfo {
+    fn service(
+        ns: &str,
+        name: &str,
+        address: ServiceAddress,
+        ports: Vec<NamedPort>,
+    ) -> ServiceInfo {
         ServiceInfo {
             namespace: ns.into(),
             name: name.into(),
@@ -413,7 +426,12 @@ mod tests {
         );
         st.services.insert(
             "default/ext".into(),
-            service("default", "ext", ServiceAddress::ExternalName("db.example.com".into()), vec![]),
+            service(
+                "default",
+                "ext",
+                ServiceAddress::ExternalName("db.example.com".into()),
+                vec![],
+            ),
         );
         st.slices.insert(
             "default/db-x1".into(),
@@ -422,20 +440,38 @@ mod tests {
                 service: "db".into(),
                 ports: vec![port("pg", PortProtocol::Tcp, 5432)].into(),
                 endpoints: vec![
-                    EndpointInfo { addresses: vec![ip("10.244.0.8")].into(), hostname: Some("db-0".into()), ready: true },
-                    EndpointInfo { addresses: vec![ip("10.244.0.9")].into(), hostname: None, ready: true },
-                    EndpointInfo { addresses: vec![ip("10.244.0.10")].into(), hostname: None, ready: false },
+                    EndpointInfo {
+                        addresses: vec![ip("10.244.0.8")].into(),
+                        hostname: Some("db-0".into()),
+                        ready: true,
+                    },
+                    EndpointInfo {
+                        addresses: vec![ip("10.244.0.9")].into(),
+                        hostname: None,
+                        ready: true,
+                    },
+                    EndpointInfo {
+                        addresses: vec![ip("10.244.0.10")].into(),
+                        hostname: None,
+                        ready: false,
+                    },
                 ]
                 .into(),
             },
         );
         st.pods.insert(
             "default/db-0".into(),
-            PodInfo { namespace: "default".into(), ips: vec![ip("10.244.0.8")].into() },
+            PodInfo {
+                namespace: "default".into(),
+                ips: vec![ip("10.244.0.8")].into(),
+            },
         );
         st.pods.insert(
             "default/web-1".into(),
-            PodInfo { namespace: "default".into(), ips: vec![ip("10.244.0.5")].into() },
+            PodInfo {
+                namespace: "default".into(),
+                ips: vec![ip("10.244.0.5")].into(),
+            },
         );
         st
     }
@@ -443,10 +479,20 @@ mod tests {
     #[test]
     fn cluster_ip_service_has_a_srv_and_ptr() {
         let t = build_table(&state(), zone(), 1);
-        assert_eq!(t.get("web.default.svc.cluster.local"), Some(&[Rdata::A("10.96.142.31".parse().unwrap())][..]));
+        assert_eq!(
+            t.get("web.default.svc.cluster.local"),
+            Some(&[Rdata::A("10.96.142.31".parse().unwrap())][..])
+        );
         assert_eq!(
             t.get("_http._tcp.web.default.svc.cluster.local"),
-            Some(&[Rdata::Srv { priority: 0, weight: 100, port: 80, target: "web.default.svc.cluster.local".into() }][..])
+            Some(
+                &[Rdata::Srv {
+                    priority: 0,
+                    weight: 100,
+                    port: 80,
+                    target: "web.default.svc.cluster.local".into()
+                }][..]
+            )
         );
         assert_eq!(
             t.get("31.142.96.10.in-addr.arpa"),
@@ -458,15 +504,29 @@ mod tests {
     fn headless_service_publishes_ready_endpoints_only() {
         let t = build_table(&state(), zone(), 1);
         let set = t.get("db.default.svc.cluster.local").unwrap();
-        assert_eq!(set, &[Rdata::A("10.244.0.8".parse().unwrap()), Rdata::A("10.244.0.9".parse().unwrap())]);
+        assert_eq!(
+            set,
+            &[
+                Rdata::A("10.244.0.8".parse().unwrap()),
+                Rdata::A("10.244.0.9".parse().unwrap())
+            ]
+        );
         assert!(t.get("db-0.db.default.svc.cluster.local").is_some());
         assert!(t.get("10-244-0-9.db.default.svc.cluster.local").is_some());
         assert!(t.get("10-244-0-10.db.default.svc.cluster.local").is_none());
         let srv = t.get("_pg._tcp.db.default.svc.cluster.local").unwrap();
         assert_eq!(srv.len(), 2);
-        assert!(srv.contains(&Rdata::Srv { priority: 0, weight: 50, port: 5432, target: "db-0.db.default.svc.cluster.local".into() }));
+        assert!(srv.contains(&Rdata::Srv {
+            priority: 0,
+            weight: 50,
+            port: 5432,
+            target: "db-0.db.default.svc.cluster.local".into()
+        }));
         // The endpoint name wins over the Pod name for the reverse record.
-        assert_eq!(t.get("8.0.244.10.in-addr.arpa"), Some(&[Rdata::Ptr("db-0.db.default.svc.cluster.local".into())][..]));
+        assert_eq!(
+            t.get("8.0.244.10.in-addr.arpa"),
+            Some(&[Rdata::Ptr("db-0.db.default.svc.cluster.local".into())][..])
+        );
     }
 
     #[test]
@@ -480,13 +540,19 @@ mod tests {
     #[test]
     fn external_name_is_a_cname() {
         let t = build_table(&state(), zone(), 1);
-        assert_eq!(t.get("ext.default.svc.cluster.local"), Some(&[Rdata::Cname("db.example.com".into())][..]));
+        assert_eq!(
+            t.get("ext.default.svc.cluster.local"),
+            Some(&[Rdata::Cname("db.example.com".into())][..])
+        );
     }
 
     #[test]
     fn pods_get_dashed_names_and_ptrs() {
         let t = build_table(&state(), zone(), 1);
-        assert_eq!(t.get("10-244-0-5.default.pod.cluster.local"), Some(&[Rdata::A("10.244.0.5".parse().unwrap())][..]));
+        assert_eq!(
+            t.get("10-244-0-5.default.pod.cluster.local"),
+            Some(&[Rdata::A("10.244.0.5".parse().unwrap())][..])
+        );
         assert_eq!(
             t.get("5.0.244.10.in-addr.arpa"),
             Some(&[Rdata::Ptr("10-244-0-5.default.pod.cluster.local".into())][..])
@@ -496,7 +562,13 @@ mod tests {
     #[test]
     fn ancestors_exist_as_empty_non_terminals() {
         let t = build_table(&state(), zone(), 1);
-        for name in ["default.svc.cluster.local", "svc.cluster.local", "_tcp.web.default.svc.cluster.local", "default.pod.cluster.local", "0.244.10.in-addr.arpa"] {
+        for name in [
+            "default.svc.cluster.local",
+            "svc.cluster.local",
+            "_tcp.web.default.svc.cluster.local",
+            "default.pod.cluster.local",
+            "0.244.10.in-addr.arpa",
+        ] {
             assert_eq!(t.get(name), Some(&[][..]), "{name}");
         }
         assert!(t.get("other.svc.cluster.local").is_none());
@@ -511,6 +583,9 @@ mod tests {
             t.zone_soa().to_string(),
             "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 42 7200 1800 86400 5"
         );
-        assert_eq!(t.get("ns.dns.cluster.local"), Some(&[Rdata::A(Ipv4Addr::new(10, 96, 0, 10))][..]));
+        assert_eq!(
+            t.get("ns.dns.cluster.local"),
+            Some(&[Rdata::A(Ipv4Addr::new(10, 96, 0, 10))][..])
+        );
     }
 }

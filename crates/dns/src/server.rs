@@ -42,14 +42,21 @@ impl DnsServer {
             None => open_listeners(config.listen)?,
             Some(path) => {
                 let listen = config.listen;
-                nodenet::run_in_netns(path, move || open_listeners(listen)).map_err(|e| DnsError::Netns {
-                    path: path.clone(),
-                    reason: e.to_string(),
+                nodenet::run_in_netns(path, move || open_listeners(listen)).map_err(|e| {
+                    DnsError::Netns {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
                 })??
             }
         };
         let zone = Arc::new(config.zone());
-        let exclude = [IpAddr::V4(config.service_ip), listeners.local_addr.ip()];
+        // Never forward to ourselves: not to the Service address, and not
+        // to our own socket (only reachable when in the same namespace).
+        let mut exclude = vec![SocketAddr::new(IpAddr::V4(config.service_ip), 53)];
+        if config.netns_path.is_none() {
+            exclude.push(listeners.local_addr);
+        }
         let forwarder = Forwarder::new(&config.upstream, &exclude);
         tracing::info!(addr = %listeners.local_addr, upstream = ?forwarder.servers(), refuse = forwarder.refuses(), "cluster DNS listening");
         Ok(DnsServer {
@@ -84,7 +91,12 @@ impl DnsServer {
     pub async fn run(self, client: Client, shutdown: CancellationToken) -> Result<(), DnsError> {
         // Helpers stop with the server, also when it fails on its own.
         let stop = shutdown.child_token();
-        let feed = tokio::spawn(feed_table(client.clone(), self.table.clone(), self.zone.clone(), stop.clone()));
+        let feed = tokio::spawn(feed_table(
+            client.clone(),
+            self.table.clone(),
+            self.zone.clone(),
+            stop.clone(),
+        ));
         let publish = self
             .config
             .publish_endpoints

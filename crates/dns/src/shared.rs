@@ -22,13 +22,19 @@ impl SharedTable {
     pub fn load(&self) -> Arc<Table> {
         // A panic while holding the lock cannot leave a half-written
         // `Arc`, so a poisoned lock still holds a whole table.
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Put `table` in force; the old one is freed by its last reader.
     pub fn store(&self, table: Table) {
         let table = Arc::new(table);
-        let old = std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), table);
+        let old = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(|e| e.into_inner()),
+            table,
+        );
         drop(old);
     }
 }

@@ -6,7 +6,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{
+    bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+};
 
 use crate::DnsError;
 
@@ -59,7 +61,13 @@ pub fn open_listeners(listen: SocketAddr) -> Result<Listeners, DnsError> {
             udp.push(bind_udp(local_addr).map_err(|e| bind_err("udp", e))?);
         }
         match TcpListener::bind(local_addr) {
-            Ok(tcp) => return Ok(Listeners { udp, tcp, local_addr }),
+            Ok(tcp) => {
+                return Ok(Listeners {
+                    udp,
+                    tcp,
+                    local_addr,
+                })
+            }
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < attempts => continue,
             Err(e) => return Err(bind_err("tcp", e)),
         }

@@ -33,19 +33,36 @@ async fn start_api() -> Api {
     let dir = std::env::temp_dir().join(format!(
         "minik8s-dns-test-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     let store = store::SledStore::open(&dir).unwrap();
-    let server = apiserver::ApiServer::new(apiserver::ApiServerConfig::default(), Arc::new(store), Arc::new(podio::NoNode));
+    let server = apiserver::ApiServer::new(
+        apiserver::ApiServerConfig::default(),
+        Arc::new(store),
+        Arc::new(podio::NoNode),
+    );
     apiserver::bootstrap(&server).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     tokio::spawn(apiserver::serve(listener, server, shutdown.clone()));
-    Api { client: Client::new(format!("http://{addr}")), shutdown, dir }
+    Api {
+        client: Client::new(format!("http://{addr}")),
+        shutdown,
+        dir,
+    }
 }
 
-fn start_dns(client: &Client) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<Result<(), dns::DnsError>>) {
+fn start_dns(
+    client: &Client,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), dns::DnsError>>,
+) {
     let config = DnsConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: Upstream::Refuse,
@@ -64,7 +81,10 @@ async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(&msg.to_vec().unwrap(), addr).await.unwrap();
     let mut buf = vec![0u8; 65535];
-    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     Message::from_vec(&buf[..n]).unwrap()
 }
 
@@ -82,14 +102,22 @@ fn addresses(msg: &Message) -> Vec<String> {
 }
 
 /// Ask until `done` holds (the test waits; the server does not poll).
-async fn until(addr: SocketAddr, name: &str, qtype: RecordType, done: impl Fn(&Message) -> bool) -> (Message, Duration) {
+async fn until(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    done: impl Fn(&Message) -> bool,
+) -> (Message, Duration) {
     let started = Instant::now();
     loop {
         let m = ask(addr, name, qtype).await;
         if done(&m) {
             return (m, started.elapsed());
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{name}: last answer {m:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: last answer {m:?}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -112,78 +140,125 @@ async fn api_objects_become_answers_and_kube_dns_endpoints_are_published() {
     let (addr, dns_stop, dns_task) = start_dns(c);
 
     // The API's own Service, from the first list.
-    let (m, _) = until(addr, "kubernetes.default.svc.cluster.local.", RecordType::A, |m| {
-        m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty()
-    })
+    let (m, _) = until(
+        addr,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+        |m| m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty(),
+    )
     .await;
     assert_eq!(addresses(&m), ["10.96.0.1"]);
 
     // A new Service is answered as soon as its event arrives.
-    c.create(&SERVICES, Some("default"), &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
-    }))
+    c.create(
+        &SERVICES,
+        Some("default"),
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
+        }),
+    )
     .await
     .unwrap();
     let created = Instant::now();
-    let (m, _) = until(addr, "web.default.svc.cluster.local.", RecordType::A, |m| !m.answers.is_empty()).await;
-    eprintln!("service answered {:?} after its create returned", created.elapsed());
+    let (m, _) = until(addr, "web.default.svc.cluster.local.", RecordType::A, |m| {
+        !m.answers.is_empty()
+    })
+    .await;
+    eprintln!(
+        "service answered {:?} after its create returned",
+        created.elapsed()
+    );
     let ip = cluster_ip(c, "default", "web").await;
     assert_eq!(addresses(&m), [ip.clone()]);
     let rev: Vec<String> = ip.split('.').rev().map(str::to_string).collect();
-    let ptr = ask(addr, &format!("{}.in-addr.arpa.", rev.join(".")), RecordType::PTR).await;
+    let ptr = ask(
+        addr,
+        &format!("{}.in-addr.arpa.", rev.join(".")),
+        RecordType::PTR,
+    )
+    .await;
     assert_eq!(ptr.answers.len(), 1);
 
     // Headless: the ready endpoints of its slices.
-    c.create(&SERVICES, Some("default"), &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "db"},
-        "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}
-    }))
+    c.create(
+        &SERVICES,
+        Some("default"),
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db"},
+            "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}
+        }),
+    )
     .await
     .unwrap();
-    c.create(&ENDPOINT_SLICES, Some("default"), &json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "db-abcde", "labels": {"kubernetes.io/service-name": "db"}},
-        "addressType": "IPv4",
-        "endpoints": [
-            {"addresses": ["10.244.0.8"], "hostname": "db-0", "conditions": {"ready": true}},
-            {"addresses": ["10.244.0.9"], "conditions": {"ready": false}}
-        ],
-        "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]
-    }))
+    c.create(
+        &ENDPOINT_SLICES,
+        Some("default"),
+        &json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "db-abcde", "labels": {"kubernetes.io/service-name": "db"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.244.0.8"], "hostname": "db-0", "conditions": {"ready": true}},
+                {"addresses": ["10.244.0.9"], "conditions": {"ready": false}}
+            ],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]
+        }),
+    )
     .await
     .unwrap();
-    let (m, _) = until(addr, "db.default.svc.cluster.local.", RecordType::A, |m| !m.answers.is_empty()).await;
+    let (m, _) = until(addr, "db.default.svc.cluster.local.", RecordType::A, |m| {
+        !m.answers.is_empty()
+    })
+    .await;
     assert_eq!(addresses(&m), ["10.244.0.8"]);
     let m = ask(addr, "db-0.db.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(addresses(&m), ["10.244.0.8"]);
 
     // A Pod's dashed name once it has an IP.
-    c.create(&PODS, Some("default"), &json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": "nginx"}]}
-    }))
+    c.create(
+        &PODS,
+        Some("default"),
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+        }),
+    )
     .await
     .unwrap();
     let mut pod = c.get(&PODS, Some("default"), "p").await.unwrap();
-    pod["status"] = json!({"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}]});
-    c.replace_status(&PODS, Some("default"), "p", &pod).await.unwrap();
-    let (m, _) = until(addr, "10-244-0-5.default.pod.cluster.local.", RecordType::A, |m| !m.answers.is_empty()).await;
+    pod["status"] =
+        json!({"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}]});
+    c.replace_status(&PODS, Some("default"), "p", &pod)
+        .await
+        .unwrap();
+    let (m, _) = until(
+        addr,
+        "10-244-0-5.default.pod.cluster.local.",
+        RecordType::A,
+        |m| !m.answers.is_empty(),
+    )
+    .await;
     assert_eq!(addresses(&m), ["10.244.0.5"]);
 
     // Deleted: NXDOMAIN again.
     c.delete(&SERVICES, Some("default"), "web").await.unwrap();
-    until(addr, "web.default.svc.cluster.local.", RecordType::A, |m| m.metadata.response_code == ResponseCode::NXDomain).await;
+    until(addr, "web.default.svc.cluster.local.", RecordType::A, |m| {
+        m.metadata.response_code == ResponseCode::NXDomain
+    })
+    .await;
 
     // kube-dns endpoints point at this server.
     let started = Instant::now();
     let endpoints = loop {
         match c.get(&ENDPOINTS, Some("kube-system"), "kube-dns").await {
             Ok(e) => break e,
-            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
             Err(e) => panic!("{e}"),
         }
     };
@@ -198,14 +273,23 @@ async fn api_objects_become_answers_and_kube_dns_endpoints_are_published() {
     let selector = ListParams::labels("kubernetes.io/service-name=kube-dns");
     let started = Instant::now();
     loop {
-        let list = c.list(&ENDPOINT_SLICES, Some("kube-system"), &selector).await.unwrap();
+        let list = c
+            .list(&ENDPOINT_SLICES, Some("kube-system"), &selector)
+            .await
+            .unwrap();
         let items = list["items"].as_array().unwrap();
         assert!(items.len() <= 1, "{items:?}");
         if items.len() == 1 && items[0]["ports"][0]["port"] == addr2.port() {
-            assert!(items[0]["metadata"]["name"].as_str().unwrap().starts_with("kube-dns-"));
+            assert!(items[0]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("kube-dns-"));
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "slice not rewritten: {items:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "slice not rewritten: {items:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     dns_stop.cancel();

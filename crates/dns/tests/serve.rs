@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dns::objects::{ClusterState, EndpointInfo, NamedPort, PortProtocol, ServiceAddress, ServiceInfo, SliceInfo};
+use dns::objects::{
+    ClusterState, EndpointInfo, NamedPort, PortProtocol, ServiceAddress, ServiceInfo, SliceInfo,
+};
 use dns::{build_table, DnsConfig, DnsServer, SharedTable, Upstream};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -24,7 +26,12 @@ fn service(ns: &str, name: &str, address: ServiceAddress) -> ServiceInfo {
         namespace: ns.into(),
         name: name.into(),
         address,
-        ports: vec![NamedPort { name: "http".into(), protocol: PortProtocol::Tcp, port: 80 }].into(),
+        ports: vec![NamedPort {
+            name: "http".into(),
+            protocol: PortProtocol::Tcp,
+            port: 80,
+        }]
+        .into(),
         publish_not_ready: false,
     }
 }
@@ -33,19 +40,39 @@ fn cluster() -> ClusterState {
     let mut st = ClusterState::default();
     st.services.insert(
         "default/web".into(),
-        service("default", "web", ServiceAddress::ClusterIps(vec![ip("10.96.142.31")].into())),
+        service(
+            "default",
+            "web",
+            ServiceAddress::ClusterIps(vec![ip("10.96.142.31")].into()),
+        ),
     );
     st.services.insert(
         "default/ext".into(),
-        service("default", "ext", ServiceAddress::ExternalName("db.example.test".into())),
+        service(
+            "default",
+            "ext",
+            ServiceAddress::ExternalName("db.example.test".into()),
+        ),
     );
-    st.services.insert("default/many".into(), service("default", "many", ServiceAddress::Headless));
+    st.services.insert(
+        "default/many".into(),
+        service("default", "many", ServiceAddress::Headless),
+    );
     let endpoints: Vec<EndpointInfo> = (1..=100)
-        .map(|i| EndpointInfo { addresses: vec![ip(&format!("10.244.1.{i}"))].into(), hostname: None, ready: true })
+        .map(|i| EndpointInfo {
+            addresses: vec![ip(&format!("10.244.1.{i}"))].into(),
+            hostname: None,
+            ready: true,
+        })
         .collect();
     st.slices.insert(
         "default/many-x".into(),
-        SliceInfo { namespace: "default".into(), service: "many".into(), ports: Box::new([]), endpoints: endpoints.into() },
+        SliceInfo {
+            namespace: "default".into(),
+            service: "many".into(),
+            ports: Box::new([]),
+            endpoints: endpoints.into(),
+        },
     );
     st
 }
@@ -57,8 +84,12 @@ async fn fake_upstream() -> SocketAddr {
     tokio::spawn(async move {
         let mut buf = [0u8; 4096];
         loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
-            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
             let mut reply = query.clone();
             reply.metadata.message_type = MessageType::Response;
             reply.metadata.recursion_available = true;
@@ -66,7 +97,11 @@ async fn fake_upstream() -> SocketAddr {
             if q.name().to_ascii().starts_with("missing.") {
                 reply.metadata.response_code = ResponseCode::NXDomain;
             } else {
-                reply.add_answer(Record::from_rdata(q.name().clone(), 30, RData::A(A::new(192, 0, 2, 1))));
+                reply.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    30,
+                    RData::A(A::new(192, 0, 2, 1)),
+                ));
             }
             let _ = socket.send_to(&reply.to_vec().unwrap(), peer).await;
         }
@@ -94,13 +129,22 @@ async fn start(upstream: Upstream) -> Running {
     table.store(build_table(&cluster(), server.zone(), 3));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.serve(shutdown.clone()));
-    Running { addr, table, shutdown, task }
+    Running {
+        addr,
+        table,
+        shutdown,
+        task,
+    }
 }
 
 impl Running {
     async fn stop(self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(5), self.task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -118,9 +162,15 @@ fn query_bytes(name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
 
 async fn udp(addr: SocketAddr, name: &str, qtype: RecordType, edns: bool) -> Message {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.send_to(&query_bytes(name, qtype, edns), addr).await.unwrap();
+    socket
+        .send_to(&query_bytes(name, qtype, edns), addr)
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 65535];
-    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     Message::from_vec(&buf[..n]).unwrap()
 }
 
@@ -148,13 +198,24 @@ fn addresses(msg: &Message) -> Vec<String> {
 #[tokio::test]
 async fn service_name_answers_cluster_ip_authoritatively() {
     let s = start(Upstream::Refuse).await;
-    let m = udp(s.addr, "web.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = udp(
+        s.addr,
+        "web.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(m.metadata.id, 4242);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.metadata.authoritative);
     assert_eq!(addresses(&m), ["10.96.142.31"]);
     assert_eq!(m.answers[0].ttl, 5);
-    let srv = tcp(s.addr, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV).await;
+    let srv = tcp(
+        s.addr,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+    )
+    .await;
     assert_eq!(srv.answers.len(), 1);
     s.stop().await;
 }
@@ -162,12 +223,24 @@ async fn service_name_answers_cluster_ip_authoritatively() {
 #[tokio::test]
 async fn unknown_name_is_nxdomain_and_other_type_is_nodata_both_with_soa() {
     let s = start(Upstream::Refuse).await;
-    let nx = udp(s.addr, "nope.default.svc.cluster.local.", RecordType::A, true).await;
+    let nx = udp(
+        s.addr,
+        "nope.default.svc.cluster.local.",
+        RecordType::A,
+        true,
+    )
+    .await;
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     assert!(nx.edns.is_some(), "EDNS query gets an EDNS answer");
     assert_eq!(nx.authorities.len(), 1);
     assert_eq!(nx.authorities[0].record_type(), RecordType::SOA);
-    let nodata = udp(s.addr, "web.default.svc.cluster.local.", RecordType::AAAA, false).await;
+    let nodata = udp(
+        s.addr,
+        "web.default.svc.cluster.local.",
+        RecordType::AAAA,
+        false,
+    )
+    .await;
     assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
     assert!(nodata.answers.is_empty());
     assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
@@ -177,7 +250,13 @@ async fn unknown_name_is_nxdomain_and_other_type_is_nodata_both_with_soa() {
 #[tokio::test]
 async fn big_answer_is_truncated_over_udp_and_whole_over_tcp() {
     let s = start(Upstream::Refuse).await;
-    let m = udp(s.addr, "many.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = udp(
+        s.addr,
+        "many.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert!(m.metadata.truncation);
     assert!(m.answers.len() < 100);
     let full = tcp(s.addr, "many.default.svc.cluster.local.", RecordType::A).await;
@@ -208,7 +287,13 @@ async fn outside_names_are_forwarded_or_refused() {
 async fn external_name_is_cname_plus_the_targets_upstream_answer() {
     let upstream = fake_upstream().await;
     let s = start(Upstream::Addr(upstream)).await;
-    let m = udp(s.addr, "ext.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = udp(
+        s.addr,
+        "ext.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(m.answers[0].record_type(), RecordType::CNAME);
     assert_eq!(addresses(&m), ["192.0.2.1"]);
     s.stop().await;
@@ -220,11 +305,21 @@ async fn a_stored_table_is_served_at_once() {
     let mut st = cluster();
     st.services.insert(
         "default/new".into(),
-        service("default", "new", ServiceAddress::ClusterIps(vec![ip("10.96.7.7")].into())),
+        service(
+            "default",
+            "new",
+            ServiceAddress::ClusterIps(vec![ip("10.96.7.7")].into()),
+        ),
     );
     let zone = Arc::new(DnsConfig::default().zone());
     s.table.store(build_table(&st, zone, 4));
-    let m = udp(s.addr, "new.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = udp(
+        s.addr,
+        "new.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(addresses(&m), ["10.96.7.7"]);
     s.stop().await;
 }

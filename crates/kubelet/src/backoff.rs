@@ -81,8 +81,14 @@ mod tests {
         let t0 = Instant::now();
         b.record_restart(t0, t0);
         let finished = t0 + Duration::from_secs(1);
-        assert_eq!(b.delay(finished, finished + Duration::from_secs(4)), Duration::from_secs(6));
-        assert_eq!(b.delay(finished, finished + Duration::from_secs(11)), Duration::ZERO);
+        assert_eq!(
+            b.delay(finished, finished + Duration::from_secs(4)),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            b.delay(finished, finished + Duration::from_secs(11)),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ impl Checkpoint {
     }
 
     pub(crate) fn add(&mut self, container: &str, pid: i32, start_time: u64) {
-        self.entries.insert(container.to_string(), (pid, start_time));
+        self.entries
+            .insert(container.to_string(), (pid, start_time));
         self.save();
     }
 
@@ -79,11 +80,15 @@ pub(crate) fn parse(text: &str) -> Vec<(String, i32, u64)> {
 /// the Pods' checkpoints with a matching start time), wait briefly for
 /// them to go, and clear the checkpoints. Returns how many were killed.
 pub(crate) fn kill_stale_processes(pods_dir: &Path) -> usize {
-    let Ok(dirs) = std::fs::read_dir(pods_dir) else { return 0 };
+    let Ok(dirs) = std::fs::read_dir(pods_dir) else {
+        return 0;
+    };
     let mut killed = Vec::new();
     for dir in dirs.flatten() {
         let path = checkpoint_path(&dir.path());
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         for (_, pid, start) in parse(&text) {
             if process_start_time(pid) == Some(start) {
                 signal_tree(pid, libc::SIGKILL);
@@ -95,7 +100,9 @@ pub(crate) fn kill_stale_processes(pods_dir: &Path) -> usize {
     // The new containers may bind the same ports in the same sandbox.
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline
-        && killed.iter().any(|(pid, start)| process_start_time(*pid) == Some(*start))
+        && killed
+            .iter()
+            .any(|(pid, start)| process_start_time(*pid) == Some(*start))
     {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -112,7 +119,13 @@ mod tests {
         m.insert("web".to_string(), (1234, 99));
         m.insert("side-car".to_string(), (77, 5));
         let parsed = parse(&render(&m));
-        assert_eq!(parsed, vec![("side-car".to_string(), 77, 5), ("web".to_string(), 1234, 99)]);
+        assert_eq!(
+            parsed,
+            vec![
+                ("side-car".to_string(), 77, 5),
+                ("web".to_string(), 1234, 99)
+            ]
+        );
         assert!(parse("garbage\nweb x 1\n").is_empty());
     }
 
@@ -120,7 +133,10 @@ mod tests {
     fn stale_processes_are_killed_and_reused_pids_spared() {
         let dir = std::env::temp_dir().join(format!("kubelet-ckpt-{}", std::process::id()));
         let pod = dir.join("uid-1");
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let start = process_start_time(pid).unwrap();
         let mut cp = Checkpoint::new(&pod);

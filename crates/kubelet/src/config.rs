@@ -28,7 +28,11 @@ pub struct KubeletConfig {
 
 impl KubeletConfig {
     /// The defaults of `minik8s server`, for the given node and data dir.
-    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>, self_exe: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        node_name: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        self_exe: impl Into<PathBuf>,
+    ) -> Self {
         KubeletConfig {
             node_name: node_name.into(),
             data_dir: data_dir.into(),

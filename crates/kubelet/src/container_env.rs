@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// The search path every container starts with (the images' own PATH).
-pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Facts about the Pod that `valueFrom.fieldRef` can refer to.
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ pub(crate) struct EnvContext<'a> {
 pub(crate) fn container_env(
     container: &Container,
     image_env: &[(String, String)],
+    service_env: &[(String, String)],
     ctx: &EnvContext,
 ) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = vec![
@@ -37,8 +39,10 @@ pub(crate) fn container_env(
         out.push(("TERM".into(), "xterm".into()));
     }
     out.extend(image_env.iter().cloned());
-    // Values of `env` may refer to earlier entries of `env` with $(NAME).
-    let mut defined: HashMap<String, String> = HashMap::new();
+    out.extend(service_env.iter().cloned());
+    // Values of `env` may refer to the Service variables and to earlier
+    // entries of `env` with $(NAME).
+    let mut defined: HashMap<String, String> = service_env.iter().cloned().collect();
     for from in container.env_from.iter().flatten() {
         let (kind, name, optional) = if let Some(cm) = &from.config_map_ref {
             ("configmap", cm.name.clone(), cm.optional == Some(true))
@@ -147,9 +151,16 @@ fn resource_value(resource: &str, container: &Container, ctx: &EnvContext) -> St
     };
     let quantity = map.and_then(|m| m.get(what).map(|q| q.0.clone()));
     match (what, quantity) {
-        ("cpu", Some(q)) => parse_quantity(&q).map(|v| v.ceil() as u64).unwrap_or(0).max(1).to_string(),
+        ("cpu", Some(q)) => parse_quantity(&q)
+            .map(|v| v.ceil() as u64)
+            .unwrap_or(0)
+            .max(1)
+            .to_string(),
         ("cpu", None) => ctx.node_cpus.to_string(),
-        ("memory", Some(q)) => parse_quantity(&q).map(|v| v as u64).unwrap_or(0).to_string(),
+        ("memory", Some(q)) => parse_quantity(&q)
+            .map(|v| v as u64)
+            .unwrap_or(0)
+            .to_string(),
         ("memory", None) => ctx.node_memory_bytes.to_string(),
         (_, Some(q)) => q,
         (_, None) => "0".to_string(),
@@ -186,7 +197,10 @@ pub(crate) fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> St
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'$' || i + 1 >= bytes.len() {
-            let ch = input[i..].chars().next().expect("index is on a char boundary");
+            let ch = input[i..]
+                .chars()
+                .next()
+                .expect("index is on a char boundary");
             out.push(ch);
             i += ch.len_utf8();
             continue;
@@ -221,7 +235,12 @@ pub(crate) fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> St
 
 /// Expand command and args against the container's final environment.
 pub(crate) fn expand_all(items: &[String], env: &[(String, String)]) -> Vec<String> {
-    let lookup = |n: &str| env.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let lookup = |n: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+    };
     items.iter().map(|s| expand(s, &lookup)).collect()
 }
 
@@ -256,30 +275,69 @@ mod tests {
         pod.metadata.name = Some("web-1".into());
         pod.metadata.namespace = Some("default".into());
         pod.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
-        pod.spec = Some(PodSpec { node_name: Some("minik8s-node".into()), ..Default::default() });
+        pod.spec = Some(PodSpec {
+            node_name: Some("minik8s-node".into()),
+            ..Default::default()
+        });
         let field = |p: &str| EnvVar {
             name: String::new(),
             value: None,
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: p.into(), api_version: None }),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: p.into(),
+                    api_version: None,
+                }),
                 ..Default::default()
             }),
         };
         let c = Container {
             name: "c".into(),
             env: Some(vec![
-                EnvVar { name: "GREETING".into(), value: Some("hi".into()), value_from: None },
-                EnvVar { name: "MSG".into(), value: Some("$(GREETING) there".into()), value_from: None },
-                EnvVar { name: "POD_IP".into(), ..field("status.podIP") },
-                EnvVar { name: "APP".into(), ..field("metadata.labels['app']") },
-                EnvVar { name: "NODE".into(), ..field("spec.nodeName") },
-                EnvVar { name: "PATH".into(), value: Some("/opt/bin".into()), value_from: None },
+                EnvVar {
+                    name: "GREETING".into(),
+                    value: Some("hi".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "MSG".into(),
+                    value: Some("$(GREETING) there".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "WEB".into(),
+                    value: Some("http://$(WEB_SERVICE_HOST)".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "POD_IP".into(),
+                    ..field("status.podIP")
+                },
+                EnvVar {
+                    name: "APP".into(),
+                    ..field("metadata.labels['app']")
+                },
+                EnvVar {
+                    name: "NODE".into(),
+                    ..field("spec.nodeName")
+                },
+                EnvVar {
+                    name: "PATH".into(),
+                    value: Some("/opt/bin".into()),
+                    value_from: None,
+                },
             ]),
             ..Default::default()
         };
-        let env = container_env(&c, &[("NGINX_VERSION".into(), "1.27.5".into())], &ctx(&pod)).unwrap();
+        let env = container_env(
+            &c,
+            &[("NGINX_VERSION".into(), "1.27.5".into())],
+            &[("WEB_SERVICE_HOST".into(), "10.96.0.5".into())],
+            &ctx(&pod),
+        )
+        .unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MSG"), Some("hi there"));
+        assert_eq!(get("WEB"), Some("http://10.96.0.5"));
         assert_eq!(get("POD_IP"), Some("10.244.0.5"));
         assert_eq!(get("APP"), Some("web"));
         assert_eq!(get("NODE"), Some("minik8s-node"));
@@ -298,13 +356,16 @@ mod tests {
             "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]
         }))
         .unwrap();
-        assert_eq!(container_env(&c, &[], &ctx(&pod)).unwrap_err(), "configmap \"cfg\" not found");
+        assert_eq!(
+            container_env(&c, &[], &[], &ctx(&pod)).unwrap_err(),
+            "configmap \"cfg\" not found"
+        );
         let c: Container = serde_json::from_value(serde_json::json!({
             "name": "c",
             "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k", "optional": true}}}]
         }))
         .unwrap();
-        let env = container_env(&c, &[], &ctx(&pod)).unwrap();
+        let env = container_env(&c, &[], &[], &ctx(&pod)).unwrap();
         assert!(!env.iter().any(|(n, _)| n == "X"));
     }
 

@@ -27,13 +27,21 @@ pub(crate) struct ContainerIo {
 
 impl ContainerIo {
     /// Start the pump (and the stdin writer) for a freshly spawned process.
-    pub(crate) fn start(io: ProcessIo, log: LogWriter, stdin_once: bool) -> std::io::Result<Arc<ContainerIo>> {
+    pub(crate) fn start(
+        io: ProcessIo,
+        log: LogWriter,
+        stdin_once: bool,
+    ) -> std::io::Result<Arc<ContainerIo>> {
         let (output, _) = broadcast::channel(256);
         let (done_tx, done_rx) = watch::channel(false);
         let (exit, _) = watch::channel(None);
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(64);
         let hub = match io {
-            ProcessIo::Pipes { stdin, stdout, stderr } => {
+            ProcessIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
                 tokio::spawn(pump_pipes(stdout, stderr, log, output.clone(), done_tx));
                 let has_stdin = stdin.is_some();
                 if let Some(mut stdin) = stdin {
@@ -106,8 +114,18 @@ impl ContainerIo {
     }
 
     /// Subscribe to the output from now on: (chunks, done flag, exit code).
-    pub(crate) fn subscribe(&self) -> (broadcast::Receiver<Output>, watch::Receiver<bool>, watch::Receiver<Option<i32>>) {
-        (self.output.subscribe(), self.output_done.clone(), self.exit.subscribe())
+    pub(crate) fn subscribe(
+        &self,
+    ) -> (
+        broadcast::Receiver<Output>,
+        watch::Receiver<bool>,
+        watch::Receiver<Option<i32>>,
+    ) {
+        (
+            self.output.subscribe(),
+            self.output_done.clone(),
+            self.exit.subscribe(),
+        )
     }
 }
 
@@ -146,7 +164,12 @@ async fn pump_pipes(
     let _ = done.send(true);
 }
 
-async fn pump_tty(pty: Arc<PtyMaster>, mut log: LogWriter, output: broadcast::Sender<Output>, done: watch::Sender<bool>) {
+async fn pump_tty(
+    pty: Arc<PtyMaster>,
+    mut log: LogWriter,
+    output: broadcast::Sender<Output>,
+    done: watch::Sender<bool>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match pty.read(&mut buf).await {

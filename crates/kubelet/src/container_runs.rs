@@ -4,7 +4,9 @@
 
 use crate::container_env::{container_env, expand_all, EnvContext};
 use crate::container_io::ContainerIo;
-use crate::container_slot::{container_id, crash_loop_message, should_restart, Run, ERR_IMAGE_PULL_SHOWN};
+use crate::container_slot::{
+    container_id, crash_loop_message, should_restart, Run, ERR_IMAGE_PULL_SHOWN,
+};
 use crate::images::{image_env, is_command_on_path, plan_launch, LaunchHost};
 use crate::logs::LogWriter;
 use crate::pod_files::{bind_mounts, pod_hostname};
@@ -24,10 +26,12 @@ const CONFIG_RETRY: Duration = Duration::from_secs(10);
 
 impl PodWorker {
     /// Start the container `id` now (the sandbox exists).
-    pub(crate) fn start_container(&mut self, id: SlotId) {
+    pub(crate) async fn start_container(&mut self, id: SlotId) {
         let now = Instant::now();
         let now_t = Timestamp::now();
-        let Some(sandbox) = self.sandbox.clone() else { return };
+        let Some(sandbox) = self.sandbox.clone() else {
+            return;
+        };
         let hostname = pod_hostname(&self.pod);
         let binds = bind_mounts(&self.files_dir());
         let ctx = self.ctx.clone();
@@ -53,7 +57,21 @@ impl PodWorker {
             node_cpus: ctx.cpus,
             node_memory_bytes: ctx.memory_bytes,
         };
-        let env = match container_env(&spec, &image_env(&slot.image, &host), &env_ctx) {
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let service_env = ctx.services.env_for(
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            links,
+        );
+        let env = match container_env(
+            &spec,
+            &image_env(&slot.image, &host),
+            &service_env,
+            &env_ctx,
+        ) {
             Ok(env) => env,
             Err(message) => {
                 slot.state = RunState::Waiting {
@@ -83,12 +101,23 @@ impl PodWorker {
                     reason: "ErrImagePull".into(),
                     message: Some(message.clone()),
                 };
-                slot.image_backoff.record_restart(now.into_std(), now.into_std());
+                slot.image_backoff
+                    .record_restart(now.into_std(), now.into_std());
                 slot.start_at = Some(now + slot.image_backoff.window());
                 slot.pull_backoff_at = Some(now + ERR_IMAGE_PULL_SHOWN);
                 slot.publish_live();
-                self.event(Some(&name), false, "Pulling", &format!("Pulling image \"{image_name}\""));
-                self.event(Some(&name), true, "Failed", &format!("Failed to pull image \"{image_name}\": {message}"));
+                self.event(
+                    Some(&name),
+                    false,
+                    "Pulling",
+                    &format!("Pulling image \"{image_name}\""),
+                );
+                self.event(
+                    Some(&name),
+                    true,
+                    "Failed",
+                    &format!("Failed to pull image \"{image_name}\": {message}"),
+                );
                 self.event(Some(&name), true, "Failed", "Error: ErrImagePull");
                 return;
             }
@@ -102,9 +131,14 @@ impl PodWorker {
             slot.backoff = Default::default();
             slot.restart_now = false;
         } else if let Some(finished) = slot.finished {
-            slot.backoff.record_restart(finished.into_std(), now.into_std());
+            slot.backoff
+                .record_restart(finished.into_std(), now.into_std());
         }
-        let working_dir = spec.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+        let working_dir = spec
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
         let tty = spec.tty == Some(true);
         let process_spec = ProcessSpec {
             program: launch.program.clone(),
@@ -119,22 +153,25 @@ impl PodWorker {
             stdio: if tty {
                 StdioMode::Tty { cols: 80, rows: 24 }
             } else {
-                StdioMode::Pipes { stdin: spec.stdin == Some(true) }
+                StdioMode::Pipes {
+                    stdin: spec.stdin == Some(true),
+                }
             },
         };
         let instance = slot.next_instance;
         slot.next_instance += 1;
         slot.restart_count = instance;
         let log_path = slot.entry.dir.join(format!("{instance}.log"));
-        let spawned = process::spawn(&process_spec).map_err(|e| e.to_string()).and_then(|sp| {
-            match LogWriter::create(&log_path) {
+        let spawned = process::spawn(&process_spec)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|sp| match LogWriter::create(&log_path) {
                 Ok(log) => Ok((sp, log)),
                 Err(e) => {
                     process::signal_tree(sp.pid, libc::SIGKILL);
                     Err(format!("create log file {}: {e}", log_path.display()))
                 }
-            }
-        });
+            });
         let (sp, (log, progress)) = match spawned {
             Ok(x) => x,
             Err(message) => {
@@ -148,7 +185,12 @@ impl PodWorker {
                     finished_at: now_t,
                     container_id: Some(container_id(&uid, &name, instance, 0)),
                 };
-                self.event(Some(&name), true, "Failed", &format!("Error: failed to start container process: {message}"));
+                self.event(
+                    Some(&name),
+                    true,
+                    "Failed",
+                    &format!("Error: failed to start container process: {message}"),
+                );
                 self.after_exit(id, t, instance);
                 return;
             }
@@ -170,12 +212,19 @@ impl PodWorker {
                 Ok(status) => exit_code(status),
                 Err(_) => 255,
             };
-            let _ = events.send(SlotEvent::Exited { slot: id, instance, code });
+            let _ = events.send(SlotEvent::Exited {
+                slot: id,
+                instance,
+                code,
+            });
         });
         self.checkpoint.add(&name, pid, sp.start_time);
 
         let probes = CancellationToken::new();
-        if spec.startup_probe.is_some() || spec.liveness_probe.is_some() || spec.readiness_probe.is_some() {
+        if spec.startup_probe.is_some()
+            || spec.liveness_probe.is_some()
+            || spec.readiness_probe.is_some()
+        {
             let target = ProbeTarget {
                 netns: Some(sandbox.netns_path.clone()),
                 pod_ip: sandbox.ip,
@@ -186,9 +235,19 @@ impl PodWorker {
             };
             let events = self.slot_events.clone();
             let report = move |update| {
-                let _ = events.send(SlotEvent::Probe { slot: id, instance, update });
+                let _ = events.send(SlotEvent::Probe {
+                    slot: id,
+                    instance,
+                    update,
+                });
             };
-            tokio::spawn(run_probes(spec.clone(), target, Instant::now(), report, probes.clone()));
+            tokio::spawn(run_probes(
+                spec.clone(),
+                target,
+                Instant::now(),
+                report,
+                probes.clone(),
+            ));
         }
         let slot = self.slot_mut(id);
         slot.started = spec.startup_probe.is_none();
@@ -213,17 +272,38 @@ impl PodWorker {
         });
         slot.publish_live();
         if first_pull {
-            self.event(Some(&name), false, "Pulled", &format!("Container image \"{image_name}\" already present on machine"));
+            self.event(
+                Some(&name),
+                false,
+                "Pulled",
+                &format!("Container image \"{image_name}\" already present on machine"),
+            );
         }
-        self.event(Some(&name), false, "Created", &format!("Created container: {name}"));
-        self.event(Some(&name), false, "Started", &format!("Started container {name}"));
+        self.event(
+            Some(&name),
+            false,
+            "Created",
+            &format!("Created container: {name}"),
+        );
+        self.event(
+            Some(&name),
+            false,
+            "Started",
+            &format!("Started container {name}"),
+        );
     }
 
     pub(crate) fn on_slot_event(&mut self, event: SlotEvent) {
         match event {
-            SlotEvent::Exited { slot: id, instance, code } => {
+            SlotEvent::Exited {
+                slot: id,
+                instance,
+                code,
+            } => {
                 let slot = self.slot_mut(id);
-                let Some(run) = slot.run.take_if(|r| r.instance == instance) else { return };
+                let Some(run) = slot.run.take_if(|r| r.instance == instance) else {
+                    return;
+                };
                 run.probes.cancel();
                 run.io.set_exit(code);
                 let name = slot.name().to_string();
@@ -239,7 +319,11 @@ impl PodWorker {
                 };
                 self.after_exit(id, t, instance);
             }
-            SlotEvent::Probe { slot: id, instance, update } => self.on_probe(id, instance, update),
+            SlotEvent::Probe {
+                slot: id,
+                instance,
+                update,
+            } => self.on_probe(id, instance, update),
         }
     }
 
@@ -259,7 +343,12 @@ impl PodWorker {
             }
             ProbeUpdate::Ready(ready) => slot.ready = ready && slot.started,
             ProbeUpdate::Unhealthy { kind, message } => {
-                self.event(Some(&name), true, "Unhealthy", &format!("{} probe failed: {message}", kind.title()));
+                self.event(
+                    Some(&name),
+                    true,
+                    "Unhealthy",
+                    &format!("{} probe failed: {message}", kind.title()),
+                );
             }
             ProbeUpdate::Failed { kind, message } => {
                 let probe = match kind {
@@ -275,7 +364,11 @@ impl PodWorker {
                 let what = kind.title().to_lowercase();
                 let why = format!("Container {name} failed {what} probe, will be restarted");
                 self.slot_mut(id).ready = false;
-                self.stop_run(id, grace, Some(format!("{} probe failed: {message}", kind.title())));
+                self.stop_run(
+                    id,
+                    grace,
+                    Some(format!("{} probe failed: {message}", kind.title())),
+                );
                 self.event(Some(&name), false, "Killing", &why);
             }
         }
@@ -292,7 +385,8 @@ impl PodWorker {
         slot.ready = false;
         slot.started = false;
         slot.finished = Some(now);
-        let restart = !stopping && (slot.restart_now || should_restart(&policy, slot.is_init, t.exit_code));
+        let restart =
+            !stopping && (slot.restart_now || should_restart(&policy, slot.is_init, t.exit_code));
         let mut backoff_event = None;
         if restart {
             slot.last_termination = Some(t);
@@ -311,9 +405,17 @@ impl PodWorker {
                 let name = slot.name().to_string();
                 slot.state = RunState::Waiting {
                     reason: "CrashLoopBackOff".into(),
-                    message: Some(crash_loop_message(slot.backoff.window(), &name, &pod, &ns, &uid)),
+                    message: Some(crash_loop_message(
+                        slot.backoff.window(),
+                        &name,
+                        &pod,
+                        &ns,
+                        &uid,
+                    )),
                 };
-                backoff_event = Some(format!("Back-off restarting failed container {name} in pod {pod}_{ns}({uid})"));
+                backoff_event = Some(format!(
+                    "Back-off restarting failed container {name} in pod {pod}_{ns}({uid})"
+                ));
             }
             slot.start_at = Some(now + delay);
         } else {
@@ -344,7 +446,12 @@ impl PodWorker {
             }
         }
         for (name, image) in events {
-            self.event(Some(&name), false, "BackOff", &format!("Back-off pulling image \"{image}\""));
+            self.event(
+                Some(&name),
+                false,
+                "BackOff",
+                &format!("Back-off pulling image \"{image}\""),
+            );
             self.event(Some(&name), true, "Failed", "Error: ImagePullBackOff");
         }
     }

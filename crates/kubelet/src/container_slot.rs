@@ -4,8 +4,8 @@
 
 use crate::backoff::CrashBackoff;
 use crate::container_io::ContainerIo;
-use crate::logs::LogProgress;
 use crate::images::{parse_image, ImageRef};
+use crate::logs::LogProgress;
 use crate::pod_table::{ContainerEntry, ContainerLive, LiveState, RunningProcess};
 use crate::status::{ContainerView, RunState, Termination};
 use jiff::Timestamp;
@@ -72,7 +72,14 @@ pub(crate) const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(1);
 impl Slot {
     /// A container that has not run on this node yet. With `previous` (the
     /// Pod's status from before a server restart) the counts continue.
-    pub(crate) fn new(spec: Container, is_init: bool, waiting_reason: &str, entry: Arc<ContainerEntry>, previous: Option<&ContainerStatus>, now: Timestamp) -> Slot {
+    pub(crate) fn new(
+        spec: Container,
+        is_init: bool,
+        waiting_reason: &str,
+        entry: Arc<ContainerEntry>,
+        previous: Option<&ContainerStatus>,
+        now: Timestamp,
+    ) -> Slot {
         let image = parse_image(spec.image.as_deref().unwrap_or(""));
         let mut slot = Slot {
             spec,
@@ -110,7 +117,12 @@ impl Slot {
     /// terminated and starts again with the next restart count.
     fn adopt_previous(&mut self, prev: &ContainerStatus, now: Timestamp) {
         let state = prev.state.clone().unwrap_or_default();
-        let ran = state.running.is_some() || state.terminated.is_some() || prev.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
+        let ran = state.running.is_some()
+            || state.terminated.is_some()
+            || prev
+                .last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some());
         if !ran {
             return;
         }
@@ -121,7 +133,10 @@ impl Slot {
         let from_api = |t: &k8s_openapi::api::core::v1::ContainerStateTerminated| Termination {
             exit_code: t.exit_code,
             signal: t.signal,
-            reason: t.reason.clone().unwrap_or_else(|| Termination::reason_for(t.exit_code).into()),
+            reason: t
+                .reason
+                .clone()
+                .unwrap_or_else(|| Termination::reason_for(t.exit_code).into()),
             message: t.message.clone(),
             started_at: t.started_at.as_ref().map(|s| s.0),
             finished_at: t.finished_at.as_ref().map(|s| s.0).unwrap_or(now),
@@ -145,8 +160,16 @@ impl Slot {
                 self.state = RunState::Terminated(term);
                 self.start_at = None;
                 self.next_instance = count;
-                self.last_instance = prev.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(|_| count.saturating_sub(1));
-                self.last_termination = prev.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(from_api);
+                self.last_instance = prev
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(|_| count.saturating_sub(1));
+                self.last_termination = prev
+                    .last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .map(from_api);
                 return;
             }
             self.last_termination = Some(term);
@@ -165,7 +188,11 @@ impl Slot {
         ContainerView {
             name: self.spec.name.clone(),
             image: self.image.canonical(),
-            image_id: if self.pulled { self.image.image_id() } else { String::new() },
+            image_id: if self.pulled {
+                self.image.image_id()
+            } else {
+                String::new()
+            },
             state: self.state.clone(),
             last_termination: self.last_termination.clone(),
             restart_count: self.restart_count,
@@ -178,7 +205,12 @@ impl Slot {
     pub(crate) fn publish_live(&self) {
         let state = match &self.state {
             RunState::Waiting { reason, .. } => LiveState::Waiting(reason.clone()),
-            RunState::Running { .. } => LiveState::Running(self.run.as_ref().map(|r| r.instance).unwrap_or(self.restart_count)),
+            RunState::Running { .. } => LiveState::Running(
+                self.run
+                    .as_ref()
+                    .map(|r| r.instance)
+                    .unwrap_or(self.restart_count),
+            ),
             RunState::Terminated(_) => LiveState::Terminated(self.restart_count),
         };
         let running = self.run.as_ref().map(|r| RunningProcess {
@@ -215,7 +247,13 @@ pub(crate) fn should_restart(restart_policy: &str, is_init: bool, exit_code: i32
 }
 
 /// The waiting message of a container in back-off.
-pub(crate) fn crash_loop_message(window: Duration, container: &str, pod: &str, namespace: &str, uid: &str) -> String {
+pub(crate) fn crash_loop_message(
+    window: Duration,
+    container: &str,
+    pod: &str,
+    namespace: &str,
+    uid: &str,
+) -> String {
     format!(
         "back-off {} restarting failed container={container} pod={pod}_{namespace}({uid})",
         go_duration(window)
@@ -287,9 +325,23 @@ mod tests {
             }),
             ..Default::default()
         };
-        let spec = Container { name: "web".into(), image: Some("nginx".into()), ..Default::default() };
-        let s = Slot::new(spec, false, "ContainerCreating", entry(), Some(&prev), Timestamp::now());
-        assert_eq!((s.restart_count, s.next_instance, s.last_instance), (2, 3, Some(2)));
+        let spec = Container {
+            name: "web".into(),
+            image: Some("nginx".into()),
+            ..Default::default()
+        };
+        let s = Slot::new(
+            spec,
+            false,
+            "ContainerCreating",
+            entry(),
+            Some(&prev),
+            Timestamp::now(),
+        );
+        assert_eq!(
+            (s.restart_count, s.next_instance, s.last_instance),
+            (2, 3, Some(2))
+        );
         assert_eq!(s.last_termination.as_ref().map(|t| t.exit_code), Some(137));
         let live = s.entry.live.lock().unwrap().clone();
         assert_eq!(live.last_terminated, Some(2));
@@ -297,9 +349,23 @@ mod tests {
 
     #[test]
     fn a_new_container_waits_with_the_given_reason() {
-        let spec = Container { name: "web".into(), image: Some("nginx".into()), ..Default::default() };
-        let s = Slot::new(spec, false, "PodInitializing", entry(), None, Timestamp::now());
-        assert_eq!(s.entry.live.lock().unwrap().state, LiveState::Waiting("PodInitializing".into()));
+        let spec = Container {
+            name: "web".into(),
+            image: Some("nginx".into()),
+            ..Default::default()
+        };
+        let s = Slot::new(
+            spec,
+            false,
+            "PodInitializing",
+            entry(),
+            None,
+            Timestamp::now(),
+        );
+        assert_eq!(
+            s.entry.live.lock().unwrap().state,
+            LiveState::Waiting("PodInitializing".into())
+        );
         assert_eq!(s.view().image, "docker.io/library/nginx:latest");
         assert_eq!(s.view().image_id, "");
     }

@@ -29,7 +29,10 @@ impl EventRecorder {
                     batch.push(more);
                 }
                 for event in batch {
-                    let ns = event["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+                    let ns = event["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("default")
+                        .to_string();
                     if let Err(e) = client.create(&EVENTS, Some(&ns), &event).await {
                         tracing::debug!(error = %e, "event not recorded");
                     }
@@ -40,8 +43,23 @@ impl EventRecorder {
     }
 
     /// `container`: the event is about one container (its fieldPath).
-    pub(crate) fn record(&self, pod: &Pod, container: Option<&str>, warning: bool, reason: &str, message: &str) {
-        let event = event_object(pod, container, warning, reason, message, &self.node, jiff::Timestamp::now());
+    pub(crate) fn record(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        let event = event_object(
+            pod,
+            container,
+            warning,
+            reason,
+            message,
+            &self.node,
+            jiff::Timestamp::now(),
+        );
         let _ = self.tx.try_send(event);
     }
 }
@@ -56,7 +74,11 @@ pub(crate) fn event_object(
     now: jiff::Timestamp,
 ) -> Value {
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let field_path = container.map(|c| {
         let is_init = pod
             .spec
@@ -113,14 +135,28 @@ mod tests {
         }))
         .unwrap();
         let now: jiff::Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
-        let e = event_object(&pod, Some("web"), false, "Started", "Started container web", "minik8s-node", now);
+        let e = event_object(
+            &pod,
+            Some("web"),
+            false,
+            "Started",
+            "Started container web",
+            "minik8s-node",
+            now,
+        );
         assert_eq!(e["involvedObject"]["fieldPath"], "spec.containers{web}");
         assert_eq!(e["type"], "Normal");
         assert_eq!(e["source"]["host"], "minik8s-node");
         assert_eq!(e["lastTimestamp"], "2026-11-26T10:00:00Z");
-        assert!(e["metadata"]["name"].as_str().unwrap().starts_with("web-1."));
+        assert!(e["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("web-1."));
         let e = event_object(&pod, Some("setup"), true, "BackOff", "m", "n", now);
-        assert_eq!(e["involvedObject"]["fieldPath"], "spec.initContainers{setup}");
+        assert_eq!(
+            e["involvedObject"]["fieldPath"],
+            "spec.initContainers{setup}"
+        );
         assert_eq!(e["type"], "Warning");
     }
 }

@@ -11,6 +11,7 @@ use crate::node_status::{run_node_status, NodeFacts};
 use crate::pod_io::KubeletPodIo;
 use crate::pod_table::PodTable;
 use crate::pod_worker::{run_pod_worker, NodeContext, PodMessage};
+use crate::service_env::ServiceCache;
 use api::registry::PODS;
 use client::{Client, ListParams, WatcherEvent};
 use futures::StreamExt;
@@ -64,7 +65,10 @@ impl Kubelet {
         .await
         .unwrap_or(0);
         if stale > 0 {
-            tracing::info!(processes = stale, "stopped containers left by a previous server");
+            tracing::info!(
+                processes = stale,
+                "stopped containers left by a previous server"
+            );
         }
         let facts = NodeFacts::gather(
             &self.config.node_name,
@@ -72,7 +76,10 @@ impl Kubelet {
             self.network.pod_cidr(),
             &self.config.data_dir,
         );
+        let services = Arc::new(ServiceCache::default());
+        tokio::spawn(services.clone().run(self.client.clone(), shutdown.clone()));
         let ctx = Arc::new(NodeContext {
+            services,
             shell_bin: crate::images::prepare_shell_bin(&self.config.data_dir),
             host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             node_ip: facts.node_ip,
@@ -153,7 +160,12 @@ impl Dispatcher {
                     self.first_list = false;
                     self.remove_orphans(&present).await;
                 }
-                let gone: Vec<String> = self.workers.keys().filter(|u| !present.contains(*u)).cloned().collect();
+                let gone: Vec<String> = self
+                    .workers
+                    .keys()
+                    .filter(|u| !present.contains(*u))
+                    .cloned()
+                    .collect();
                 for uid in gone {
                     self.send(&uid, PodMessage::Gone);
                 }
@@ -199,6 +211,7 @@ impl Dispatcher {
             let _ = w.inbox.send(PodMessage::Update(Box::new(pod)));
             return;
         }
+        tracing::debug!(pod = ?pod.metadata.name, "pod worker starts");
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = self.ctx.clone();
         let worker_uid = uid.clone();
@@ -236,7 +249,10 @@ impl Dispatcher {
         }
         let all = async { while self.tasks.join_next().await.is_some() {} };
         // SIGKILL follows `grace`; the rest is sandbox removal.
-        if tokio::time::timeout(grace + Duration::from_secs(10), all).await.is_err() {
+        if tokio::time::timeout(grace + Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
             tracing::warn!("some pods did not stop in time");
         }
     }

@@ -19,7 +19,9 @@ pub(crate) async fn tcp_socket_in(netns: &Path) -> std::io::Result<tokio::net::T
         .await
         .map_err(|_| std::io::Error::other("socket thread ended without an answer"))??;
     // SAFETY: `fd` is a fresh TCP socket we own.
-    Ok(unsafe { <tokio::net::TcpSocket as FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) })
+    Ok(unsafe {
+        <tokio::net::TcpSocket as FromRawFd>::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))
+    })
 }
 
 fn create_in(netns: &Path) -> std::io::Result<OwnedFd> {

@@ -38,7 +38,9 @@ pub trait SandboxNetwork: Send + Sync + 'static {
 
 /// `nodenet`'s node network as the pod runner's `SandboxNetwork` (the
 /// caller keeps its own `Arc` for `teardown`).
-pub fn node_network(net: std::sync::Arc<nodenet::NodeNetwork>) -> std::sync::Arc<dyn SandboxNetwork> {
+pub fn node_network(
+    net: std::sync::Arc<nodenet::NodeNetwork>,
+) -> std::sync::Arc<dyn SandboxNetwork> {
     net
 }
 
@@ -75,7 +77,10 @@ impl SandboxNetwork for nodenet::NodeNetwork {
     }
 
     fn sandboxes(&self) -> Vec<PodSandbox> {
-        nodenet::NodeNetwork::sandboxes(self).into_iter().map(from_nodenet).collect()
+        nodenet::NodeNetwork::sandboxes(self)
+            .into_iter()
+            .map(from_nodenet)
+            .collect()
     }
 }
 

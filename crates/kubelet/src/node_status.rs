@@ -30,8 +30,17 @@ pub(crate) struct NodeFacts {
 
 impl NodeFacts {
     /// Read the facts from /proc and /etc.
-    pub(crate) fn gather(name: &str, node_ip: Ipv4Addr, pod_cidr: String, data_dir: &std::path::Path) -> NodeFacts {
-        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    pub(crate) fn gather(
+        name: &str,
+        node_ip: Ipv4Addr,
+        pod_cidr: String,
+        data_dir: &std::path::Path,
+    ) -> NodeFacts {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         let meminfo = read("/proc/meminfo");
         let memory_kib = meminfo
             .lines()
@@ -49,7 +58,9 @@ impl NodeFacts {
             name: name.to_string(),
             node_ip,
             pod_cidr,
-            cpus: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
             memory_kib,
             ephemeral_storage_kib: disk_kib(data_dir),
             kernel_version: read("/proc/sys/kernel/osrelease"),
@@ -73,7 +84,11 @@ fn go_arch(rust_arch: &str) -> &str {
 }
 
 fn disk_kib(path: &std::path::Path) -> u64 {
-    let dir = if path.exists() { path } else { std::path::Path::new("/") };
+    let dir = if path.exists() {
+        path
+    } else {
+        std::path::Path::new("/")
+    };
     match nix::sys::statvfs::statvfs(dir) {
         Ok(s) => s.blocks() as u64 * s.fragment_size() as u64 / 1024,
         Err(_) => 0,
@@ -115,10 +130,30 @@ pub(crate) fn conditions(heartbeat: &str, transition: &str) -> Value {
         })
     };
     json!([
-        c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        c("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        c(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        c(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        c(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        c(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
@@ -160,12 +195,17 @@ pub(crate) fn node_object(f: &NodeFacts, now: &str) -> Value {
 }
 
 fn now_string() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Create the Node, or bring an existing one up to date. Returns the Ready
 /// condition's transition time to keep in heartbeats.
-pub(crate) async fn register(client: &Client, f: &NodeFacts) -> Result<String, client::ClientError> {
+pub(crate) async fn register(
+    client: &Client,
+    f: &NodeFacts,
+) -> Result<String, client::ClientError> {
     let now = now_string();
     let mut transition = now.clone();
     match client.get(&NODES, None, &f.name).await {
@@ -190,18 +230,31 @@ pub(crate) async fn register(client: &Client, f: &NodeFacts) -> Result<String, c
                 "metadata": {"labels": labels(f)},
                 "spec": {"podCIDR": f.pod_cidr, "podCIDRs": [f.pod_cidr]},
             });
-            client.patch(&NODES, None, &f.name, PatchType::Merge, &patch).await?;
+            client
+                .patch(&NODES, None, &f.name, PatchType::Merge, &patch)
+                .await?;
         }
     }
     client
-        .patch_status(&NODES, None, &f.name, PatchType::Merge, &json!({"status": node_status(f, &now, &transition)}))
+        .patch_status(
+            &NODES,
+            None,
+            &f.name,
+            PatchType::Merge,
+            &json!({"status": node_status(f, &now, &transition)}),
+        )
         .await?;
     Ok(transition)
 }
 
 /// Register (retrying until the API answers), then refresh the
 /// heartbeat every `interval` until shutdown.
-pub(crate) async fn run_node_status(client: Client, facts: NodeFacts, interval: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run_node_status(
+    client: Client,
+    facts: NodeFacts,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_millis(100);
     let transition = loop {
         match register(&client, &facts).await {
@@ -223,7 +276,10 @@ pub(crate) async fn run_node_status(client: Client, facts: NodeFacts, interval: 
             _ = shutdown.cancelled() => return,
         }
         let patch = json!({"status": {"conditions": conditions(&now_string(), &transition)}});
-        if let Err(e) = client.patch_status(&NODES, None, &facts.name, PatchType::Merge, &patch).await {
+        if let Err(e) = client
+            .patch_status(&NODES, None, &facts.name, PatchType::Merge, &patch)
+            .await
+        {
             if e.is_not_found() {
                 // Someone deleted the Node: register it again.
                 let _ = register(&client, &facts).await;
@@ -258,22 +314,44 @@ mod tests {
     fn node_object_reports_what_kubectl_shows() {
         let n = node_object(&facts(), "2026-11-26T10:00:00Z");
         assert_eq!(n["spec"]["podCIDR"], "10.244.0.0/24");
-        assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], "minik8s-node");
-        assert_eq!(n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"], "");
+        assert_eq!(
+            n["metadata"]["labels"]["kubernetes.io/hostname"],
+            "minik8s-node"
+        );
+        assert_eq!(
+            n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+            ""
+        );
         let s = &n["status"];
-        assert_eq!(s["addresses"][0], json!({"type": "InternalIP", "address": "192.168.49.2"}));
+        assert_eq!(
+            s["addresses"][0],
+            json!({"type": "InternalIP", "address": "192.168.49.2"})
+        );
         assert_eq!(s["capacity"]["pods"], "110");
         assert_eq!(s["capacity"]["memory"], "16000000Ki");
         assert_eq!(s["allocatable"]["cpu"], "2");
         assert_eq!(s["nodeInfo"]["kubeletVersion"], "v1.35.0-minik8s");
         assert_eq!(s["nodeInfo"]["containerRuntimeVersion"], "minik8s://0.1");
-        let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
-        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("KubeletReady")));
+        let ready = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("True"), Some("KubeletReady"))
+        );
     }
 
     #[test]
     fn gathered_facts_are_plausible() {
-        let f = NodeFacts::gather("n", Ipv4Addr::LOCALHOST, "10.244.0.0/24".into(), std::path::Path::new("/"));
+        let f = NodeFacts::gather(
+            "n",
+            Ipv4Addr::LOCALHOST,
+            "10.244.0.0/24".into(),
+            std::path::Path::new("/"),
+        );
         assert!(f.cpus >= 1);
         assert!(f.memory_kib > 0);
         assert!(!f.kernel_version.is_empty());

@@ -229,7 +229,11 @@ mod tests {
 
     #[test]
     fn cluster_first_points_at_cluster_dns_with_namespace_search() {
-        let files = render_pod_files(&pod("tmp", "team-a", PodSpec::default()), Ipv4Addr::new(10, 244, 0, 9), &dns());
+        let files = render_pod_files(
+            &pod("tmp", "team-a", PodSpec::default()),
+            Ipv4Addr::new(10, 244, 0, 9),
+            &dns(),
+        );
         assert_eq!(
             files.resolv_conf,
             "nameserver 10.96.0.10\nsearch team-a.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
@@ -242,8 +246,14 @@ mod tests {
             nameservers: Some(vec!["1.1.1.1".into()]),
             searches: Some(vec!["corp.example".into()]),
             options: Some(vec![
-                PodDNSConfigOption { name: Some("ndots".into()), value: Some("2".into()) },
-                PodDNSConfigOption { name: Some("edns0".into()), value: None },
+                PodDNSConfigOption {
+                    name: Some("ndots".into()),
+                    value: Some("2".into()),
+                },
+                PodDNSConfigOption {
+                    name: Some("edns0".into()),
+                    value: None,
+                },
             ]),
         };
         let out = render_resolv_conf("default", "ClusterFirst", Some(&cfg), &dns());
@@ -259,27 +269,54 @@ mod tests {
             render_resolv_conf("default", "Default", None, &dns()),
             "nameserver 192.0.2.53\nsearch example.org\noptions edns0\n"
         );
-        let cfg = PodDNSConfig { nameservers: Some(vec!["9.9.9.9".into()]), ..Default::default() };
-        assert_eq!(render_resolv_conf("default", "None", Some(&cfg), &dns()), "nameserver 9.9.9.9\n");
+        let cfg = PodDNSConfig {
+            nameservers: Some(vec!["9.9.9.9".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            render_resolv_conf("default", "None", Some(&cfg), &dns()),
+            "nameserver 9.9.9.9\n"
+        );
     }
 
     #[test]
     fn hosts_ends_with_the_pod_line_and_aliases() {
         let spec = PodSpec {
-            host_aliases: Some(vec![HostAlias { ip: "1.2.3.4".into(), hostnames: Some(vec!["foo".into(), "bar".into()]) }]),
+            host_aliases: Some(vec![HostAlias {
+                ip: "1.2.3.4".into(),
+                hostnames: Some(vec!["foo".into(), "bar".into()]),
+            }]),
             ..Default::default()
         };
-        let files = render_pod_files(&pod("web-1", "default", spec), Ipv4Addr::new(10, 244, 0, 7), &dns());
-        assert!(files.hosts.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
-        assert!(files.hosts.contains("\n10.244.0.7\tweb-1\n\n# Entries added by HostAliases.\n1.2.3.4\tfoo\tbar\n"));
+        let files = render_pod_files(
+            &pod("web-1", "default", spec),
+            Ipv4Addr::new(10, 244, 0, 7),
+            &dns(),
+        );
+        assert!(files
+            .hosts
+            .starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
+        assert!(files.hosts.contains(
+            "\n10.244.0.7\tweb-1\n\n# Entries added by HostAliases.\n1.2.3.4\tfoo\tbar\n"
+        ));
         assert_eq!(files.hostname, "web-1\n");
     }
 
     #[test]
     fn hostname_and_subdomain_give_an_fqdn_line() {
-        let spec = PodSpec { hostname: Some("db-0".into()), subdomain: Some("db".into()), ..Default::default() };
-        let files = render_pod_files(&pod("x", "prod", spec), Ipv4Addr::new(10, 244, 0, 3), &dns());
-        assert!(files.hosts.contains("10.244.0.3\tdb-0.db.prod.svc.cluster.local\tdb-0\n"));
+        let spec = PodSpec {
+            hostname: Some("db-0".into()),
+            subdomain: Some("db".into()),
+            ..Default::default()
+        };
+        let files = render_pod_files(
+            &pod("x", "prod", spec),
+            Ipv4Addr::new(10, 244, 0, 3),
+            &dns(),
+        );
+        assert!(files
+            .hosts
+            .contains("10.244.0.3\tdb-0.db.prod.svc.cluster.local\tdb-0\n"));
         assert_eq!(files.hostname, "db-0\n");
     }
 

@@ -1,7 +1,8 @@
 //! `podio::PodIo` for the API server: logs, exec and attach of the Pods
 //! this node runs.
 
-use crate::logs::{format_timestamp, stream_log, LogSelection};
+use crate::log_reader::{stream_log, LogSelection};
+use crate::logs::format_timestamp;
 use crate::pod_table::{log_instance, ContainerEntry, LiveState, PodEntry, PodTable};
 use crate::process::{Namespaces, ProcessSpec, SpawnError, StdioMode};
 use crate::sessions::{attach_session, exec_session};
@@ -20,7 +21,10 @@ pub(crate) struct KubeletPodIo {
 impl KubeletPodIo {
     /// The Pod's entry and the container asked for, or the error the API
     /// answers with.
-    async fn resolve(&self, target: &ContainerRef) -> Result<(Arc<PodEntry>, Arc<ContainerEntry>), PodIoError> {
+    async fn resolve(
+        &self,
+        target: &ContainerRef,
+    ) -> Result<(Arc<PodEntry>, Arc<ContainerEntry>), PodIoError> {
         let Some(pod) = self.table.get(&target.namespace, &target.pod) else {
             return Err(self.not_running_here(target).await);
         };
@@ -36,17 +40,30 @@ impl KubeletPodIo {
 
     /// Why a Pod this node does not run has no logs or processes.
     async fn not_running_here(&self, target: &ContainerRef) -> PodIoError {
-        match self.client.get(&PODS, Some(&target.namespace), &target.pod).await {
-            Err(e) if e.is_not_found() => PodIoError::NotFound(format!("pods \"{}\" not found", target.pod)),
+        match self
+            .client
+            .get(&PODS, Some(&target.namespace), &target.pod)
+            .await
+        {
+            Err(e) if e.is_not_found() => {
+                PodIoError::NotFound(format!("pods \"{}\" not found", target.pod))
+            }
             Err(e) => PodIoError::Internal(e.to_string()),
             Ok(pod) => {
                 if pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty() {
-                    return PodIoError::BadRequest(format!("pod {} does not have a host assigned", target.pod));
+                    return PodIoError::BadRequest(format!(
+                        "pod {} does not have a host assigned",
+                        target.pod
+                    ));
                 }
                 let container = target
                     .container
                     .clone()
-                    .or_else(|| pod["spec"]["containers"][0]["name"].as_str().map(str::to_string))
+                    .or_else(|| {
+                        pod["spec"]["containers"][0]["name"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
                     .unwrap_or_default();
                 PodIoError::BadRequest(format!(
                     "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
@@ -75,7 +92,11 @@ fn not_running(pod: &PodEntry, container: &ContainerEntry) -> PodIoError {
 }
 
 impl PodIo for KubeletPodIo {
-    fn logs(&self, target: ContainerRef, options: LogOptions) -> BoxFuture<'static, Result<BoxStream<'static, Bytes>, PodIoError>> {
+    fn logs(
+        &self,
+        target: ContainerRef,
+        options: LogOptions,
+    ) -> BoxFuture<'static, Result<BoxStream<'static, Bytes>, PodIoError>> {
         let this = KubeletPodIo {
             table: self.table.clone(),
             client: self.client.clone(),
@@ -83,7 +104,8 @@ impl PodIo for KubeletPodIo {
         Box::pin(async move {
             let (pod, container) = this.resolve(&target).await?;
             let live = container.live.lock().expect("live lock").clone();
-            let instance = log_instance(&live, options.previous, &container.name, &pod.name).map_err(PodIoError::BadRequest)?;
+            let instance = log_instance(&live, options.previous, &container.name, &pod.name)
+                .map_err(PodIoError::BadRequest)?;
             let follow = match (&live.running, options.follow) {
                 (Some(r), true) if r.instance == instance => Some(r.log.clone()),
                 _ => None,
@@ -102,7 +124,11 @@ impl PodIo for KubeletPodIo {
         })
     }
 
-    fn exec(&self, target: ContainerRef, options: StreamOptions) -> BoxFuture<'static, Result<Session, PodIoError>> {
+    fn exec(
+        &self,
+        target: ContainerRef,
+        options: StreamOptions,
+    ) -> BoxFuture<'static, Result<Session, PodIoError>> {
         let this = KubeletPodIo {
             table: self.table.clone(),
             client: self.client.clone(),
@@ -110,7 +136,9 @@ impl PodIo for KubeletPodIo {
         Box::pin(async move {
             let (pod, container) = this.resolve(&target).await?;
             let Some((program, args)) = options.command.split_first() else {
-                return Err(PodIoError::BadRequest("you must specify at least one command for the container".into()));
+                return Err(PodIoError::BadRequest(
+                    "you must specify at least one command for the container".into(),
+                ));
             };
             let running = container.live.lock().expect("live lock").running.clone();
             let Some(running) = running else {
@@ -129,7 +157,9 @@ impl PodIo for KubeletPodIo {
                 stdio: if options.tty {
                     StdioMode::Tty { cols: 80, rows: 24 }
                 } else {
-                    StdioMode::Pipes { stdin: options.stdin }
+                    StdioMode::Pipes {
+                        stdin: options.stdin,
+                    }
                 },
             };
             let registry = pod.clone();
@@ -148,16 +178,25 @@ impl PodIo for KubeletPodIo {
                     cleanup.exec_pids.lock().expect("exec lock").remove(&pid);
                 },
             )
+            .await
             .map_err(|e| match e {
-                SpawnError::NotFound(_) | SpawnError::PermissionDenied(_) => PodIoError::Internal(format!(
-                    "error executing command in container: failed to exec in container: {e}"
-                )),
-                other => PodIoError::Internal(format!("error executing command in container: {other}")),
+                SpawnError::NotFound(_) | SpawnError::PermissionDenied(_) => {
+                    PodIoError::Internal(format!(
+                        "error executing command in container: failed to exec in container: {e}"
+                    ))
+                }
+                other => {
+                    PodIoError::Internal(format!("error executing command in container: {other}"))
+                }
             })
         })
     }
 
-    fn attach(&self, target: ContainerRef, options: StreamOptions) -> BoxFuture<'static, Result<Session, PodIoError>> {
+    fn attach(
+        &self,
+        target: ContainerRef,
+        options: StreamOptions,
+    ) -> BoxFuture<'static, Result<Session, PodIoError>> {
         let this = KubeletPodIo {
             table: self.table.clone(),
             client: self.client.clone(),

@@ -32,7 +32,8 @@ impl PodTable {
 
     pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodEntry>> {
         let pods = self.pods.lock().expect("pod table lock");
-        pods.get(&(namespace.to_string(), name.to_string())).cloned()
+        pods.get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 }
 
@@ -101,11 +102,16 @@ pub(crate) struct RunningProcess {
 /// Which start's log `logs` shows (the kubelet's rules: current = the
 /// running or last terminated start, previous = `lastState`), or why
 /// there is none.
-pub(crate) fn log_instance(live: &ContainerLive, previous: bool, container: &str, pod: &str) -> Result<u32, String> {
+pub(crate) fn log_instance(
+    live: &ContainerLive,
+    previous: bool,
+    container: &str,
+    pod: &str,
+) -> Result<u32, String> {
     if previous {
-        return live
-            .last_terminated
-            .ok_or_else(|| format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"));
+        return live.last_terminated.ok_or_else(|| {
+            format!("previous terminated container \"{container}\" in pod \"{pod}\" not found")
+        });
     }
     match &live.state {
         LiveState::Running(n) | LiveState::Terminated(n) => Ok(*n),
@@ -127,13 +133,23 @@ mod tests {
     use super::*;
 
     fn live(state: LiveState, last: Option<u32>) -> ContainerLive {
-        ContainerLive { state, last_terminated: last, running: None }
+        ContainerLive {
+            state,
+            last_terminated: last,
+            running: None,
+        }
     }
 
     #[test]
     fn current_and_previous_logs_follow_the_kubelet() {
-        assert_eq!(log_instance(&live(LiveState::Running(2), Some(1)), false, "c", "p"), Ok(2));
-        assert_eq!(log_instance(&live(LiveState::Running(2), Some(1)), true, "c", "p"), Ok(1));
+        assert_eq!(
+            log_instance(&live(LiveState::Running(2), Some(1)), false, "c", "p"),
+            Ok(2)
+        );
+        assert_eq!(
+            log_instance(&live(LiveState::Running(2), Some(1)), true, "c", "p"),
+            Ok(1)
+        );
         // Crash-looping: both show the last run.
         let looping = live(LiveState::Waiting("CrashLoopBackOff".into()), Some(3));
         assert_eq!(log_instance(&looping, false, "c", "p"), Ok(3));
@@ -143,7 +159,12 @@ mod tests {
             Err("previous terminated container \"web\" in pod \"web-1\" not found".into())
         );
         assert_eq!(
-            log_instance(&live(LiveState::Waiting("ContainerCreating".into()), None), false, "web", "tmp"),
+            log_instance(
+                &live(LiveState::Waiting("ContainerCreating".into()), None),
+                false,
+                "web",
+                "tmp"
+            ),
             Err("container \"web\" in pod \"tmp\" is waiting to start: ContainerCreating".into())
         );
         assert_eq!(

@@ -5,7 +5,8 @@
 //! process exit, probe result or timer. Nothing in it sleeps or polls:
 //! every wait is on an event or a deadline.
 //!
-//! Starting and ending container runs is in `container_runs.rs`.
+//! Starting and ending container runs is in `container_runs.rs`, stopping
+//! in `pod_stop.rs`.
 
 use crate::checkpoint::Checkpoint;
 use crate::config::KubeletConfig;
@@ -17,10 +18,9 @@ use crate::pod_table::{ContainerEntry, PodEntry, PodTable};
 use crate::probes::ProbeUpdate;
 use crate::process::signal_tree;
 use crate::status::{pod_status, PodView};
-use api::registry::PODS;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,7 @@ pub(crate) struct NodeContext {
     /// See `images::prepare_shell_bin`.
     pub shell_bin: Option<PathBuf>,
     pub host_resolv_conf: String,
+    pub services: Arc<crate::service_env::ServiceCache>,
 }
 
 /// What the node's Pod watch tells a worker.
@@ -62,8 +63,16 @@ pub(crate) enum SlotId {
 
 /// What container runs report to their worker.
 pub(crate) enum SlotEvent {
-    Exited { slot: SlotId, instance: u32, code: i32 },
-    Probe { slot: SlotId, instance: u32, update: ProbeUpdate },
+    Exited {
+        slot: SlotId,
+        instance: u32,
+        code: i32,
+    },
+    Probe {
+        slot: SlotId,
+        instance: u32,
+        update: ProbeUpdate,
+    },
 }
 
 /// Why the worker is stopping the Pod; decides what happens after.
@@ -116,15 +125,20 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 impl PodWorker {
     pub(crate) fn new(ctx: Arc<NodeContext>, pod: Pod) -> PodWorker {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let dir = ctx.config.pod_dir(&uid);
         let spec = pod.spec.clone().unwrap_or_default();
         let status = pod.status.clone().unwrap_or_default();
         let now = Timestamp::now();
-        let previous = |list: &Option<Vec<ContainerStatus>>, name: &str| -> Option<ContainerStatus> {
-            list.iter().flatten().find(|s| s.name == name).cloned()
-        };
+        let previous =
+            |list: &Option<Vec<ContainerStatus>>, name: &str| -> Option<ContainerStatus> {
+                list.iter().flatten().find(|s| s.name == name).cloned()
+            };
         let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
         let entry_for = |name: &str| {
             Arc::new(ContainerEntry {
@@ -139,16 +153,34 @@ impl PodWorker {
             .flatten()
             .map(|c| {
                 let prev = previous(&status.init_container_statuses, &c.name);
-                Slot::new(c.clone(), true, "PodInitializing", entry_for(&c.name), prev.as_ref(), now)
+                Slot::new(
+                    c.clone(),
+                    true,
+                    "PodInitializing",
+                    entry_for(&c.name),
+                    prev.as_ref(),
+                    now,
+                )
             })
             .collect();
-        let waiting = if has_init { "PodInitializing" } else { "ContainerCreating" };
+        let waiting = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
         let app: Vec<Slot> = spec
             .containers
             .iter()
             .map(|c| {
                 let prev = previous(&status.container_statuses, &c.name);
-                Slot::new(c.clone(), false, waiting, entry_for(&c.name), prev.as_ref(), now)
+                Slot::new(
+                    c.clone(),
+                    false,
+                    waiting,
+                    entry_for(&c.name),
+                    prev.as_ref(),
+                    now,
+                )
             })
             .collect();
         let terminal_phase = match status.phase.as_deref() {
@@ -160,7 +192,11 @@ impl PodWorker {
             uid: uid.clone(),
             namespace: namespace.clone(),
             name: name.clone(),
-            containers: app.iter().chain(init.iter()).map(|s| s.entry.clone()).collect(),
+            containers: app
+                .iter()
+                .chain(init.iter())
+                .map(|s| s.entry.clone())
+                .collect(),
             phase: Mutex::new(status.phase.clone().unwrap_or_else(|| "Pending".into())),
             exec_pids: Mutex::new(Default::default()),
         });
@@ -258,12 +294,14 @@ impl PodWorker {
     /// The grace period of a deletion: what the API recorded, else the
     /// Pod's terminationGracePeriodSeconds, else 30s.
     fn deletion_grace(&self) -> Duration {
-        let secs = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds));
-        secs.map(|s| Duration::from_secs(s.max(0) as u64)).unwrap_or(DEFAULT_GRACE)
+        let secs = self.pod.metadata.deletion_grace_period_seconds.or_else(|| {
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        });
+        secs.map(|s| Duration::from_secs(s.max(0) as u64))
+            .unwrap_or(DEFAULT_GRACE)
     }
 
     pub(crate) fn pod_grace(&self) -> Duration {
@@ -275,8 +313,16 @@ impl PodWorker {
             .unwrap_or(DEFAULT_GRACE)
     }
 
-    pub(crate) fn event(&self, container: Option<&str>, warning: bool, reason: &str, message: &str) {
-        self.ctx.events.record(&self.pod, container, warning, reason, message);
+    pub(crate) fn event(
+        &self,
+        container: Option<&str>,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        self.ctx
+            .events
+            .record(&self.pod, container, warning, reason, message);
     }
 
     /// Do whatever is due now: SIGKILL after grace, the sandbox, container
@@ -299,9 +345,11 @@ impl PodWorker {
             if self.sandbox_retry_at.is_some_and(|t| t > now) {
                 return;
             }
+            let t0 = std::time::Instant::now();
             if !self.create_sandbox().await {
                 return;
             }
+            tracing::debug!(pod = %self.name, elapsed_us = t0.elapsed().as_micros() as u64, "sandbox ready");
         }
         for i in 0..self.init.len() {
             let slot = &self.init[i];
@@ -309,7 +357,12 @@ impl PodWorker {
                 continue;
             }
             if slot.run.is_none() && slot.start_at.is_some_and(|t| t <= now) {
-                self.start_container(SlotId::Init(i));
+                self.start_container(SlotId::Init(i)).await;
+            }
+            let slot = &self.init[i];
+            if slot.run.is_none() && slot.start_at.is_none() && !slot.succeeded() {
+                // Failed for good (restartPolicy Never): the Pod has failed.
+                self.check_finished().await;
             }
             // One init container at a time, in order.
             return;
@@ -317,7 +370,9 @@ impl PodWorker {
         for i in 0..self.app.len() {
             let slot = &self.app[i];
             if slot.run.is_none() && slot.start_at.is_some_and(|t| t <= now) {
-                self.start_container(SlotId::App(i));
+                let t0 = std::time::Instant::now();
+                self.start_container(SlotId::App(i)).await;
+                tracing::debug!(pod = %self.name, elapsed_us = t0.elapsed().as_micros() as u64, "container started");
             }
         }
         self.check_finished().await;
@@ -354,7 +409,12 @@ impl PodWorker {
                 let wait = Duration::from_millis(500 * (1 << self.sandbox_failures.min(6)));
                 self.sandbox_retry_at = Some(Instant::now() + wait);
                 tracing::warn!(pod = %self.name, namespace = %self.namespace, error = %e, "pod sandbox");
-                self.event(None, true, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {e}"));
+                self.event(
+                    None,
+                    true,
+                    "FailedCreatePodSandBox",
+                    &format!("Failed to create pod sandbox: {e}"),
+                );
                 false
             }
         }
@@ -376,7 +436,11 @@ impl PodWorker {
         let app: Vec<_> = self.app.iter().map(Slot::view).collect();
         let phase = crate::status::pod_phase(&policy, &init, &app);
         if phase == "Succeeded" || phase == "Failed" {
-            self.terminal_phase = Some(if phase == "Succeeded" { "Succeeded" } else { "Failed" });
+            self.terminal_phase = Some(if phase == "Succeeded" {
+                "Succeeded"
+            } else {
+                "Failed"
+            });
             for slot in self.init.iter_mut().chain(self.app.iter_mut()) {
                 slot.start_at = None;
             }
@@ -427,103 +491,21 @@ impl PodWorker {
             if slot.run.is_some() {
                 slot.restart_now = true;
                 let name = slot.name().to_string();
-                self.stop_run(id, grace, Some(format!("Container {name} definition changed, will be restarted")));
-                self.event(Some(&name), false, "Killing", &format!("Container {name} definition changed, will be restarted"));
+                self.stop_run(
+                    id,
+                    grace,
+                    Some(format!(
+                        "Container {name} definition changed, will be restarted"
+                    )),
+                );
+                self.event(
+                    Some(&name),
+                    false,
+                    "Killing",
+                    &format!("Container {name} definition changed, will be restarted"),
+                );
             } else if slot.start_at.is_some() {
                 slot.start_at = Some(Instant::now());
-            }
-        }
-    }
-
-    /// SIGTERM the run of `id` (SIGHUP too on a terminal: its shell hangs
-    /// up like a closed terminal), SIGKILL after `grace`.
-    pub(crate) fn stop_run(&mut self, id: SlotId, grace: Duration, reason: Option<String>) {
-        let slot = self.slot_mut(id);
-        let Some(run) = &mut slot.run else { return };
-        run.probes.cancel();
-        let deadline = Instant::now() + grace;
-        if run.kill_at.is_none() {
-            signal_tree(run.pid, libc::SIGTERM);
-            if run.tty {
-                signal_tree(run.pid, libc::SIGHUP);
-            }
-            if grace.is_zero() {
-                signal_tree(run.pid, libc::SIGKILL);
-            }
-        }
-        run.kill_at = Some(run.kill_at.map_or(deadline, |k| k.min(deadline)));
-        if reason.is_some() {
-            run.stop_reason = reason;
-        }
-    }
-
-    /// Stop every container; what follows depends on `mode`.
-    fn begin_stop(&mut self, mode: StopMode, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        let first = self.stopping.is_none();
-        match &mut self.stopping {
-            Some(s) => {
-                s.mode = s.mode.max(mode);
-                s.deadline = s.deadline.min(deadline);
-            }
-            None => self.stopping = Some(Stopping { mode, deadline }),
-        }
-        let ids: Vec<SlotId> = (0..self.init.len())
-            .map(SlotId::Init)
-            .chain((0..self.app.len()).map(SlotId::App))
-            .collect();
-        for id in ids {
-            let slot = self.slot_mut(id);
-            slot.start_at = None;
-            slot.pull_backoff_at = None;
-            if slot.run.is_some() {
-                let name = slot.name().to_string();
-                self.stop_run(id, grace, None);
-                if first && mode == StopMode::Delete {
-                    self.event(Some(&name), false, "Killing", &format!("Stopping container {name}"));
-                }
-            }
-        }
-    }
-
-    /// The Pod's processes are gone: remove the sandbox, then (on deletion)
-    /// the Pod object and its files.
-    async fn finish(&mut self) {
-        let mode = self.stopping.as_ref().map(|s| s.mode).unwrap_or(StopMode::Gone);
-        for pid in self.entry.exec_pids.lock().expect("exec lock").drain() {
-            signal_tree(pid, libc::SIGKILL);
-        }
-        if let Err(e) = self.ctx.network.remove_sandbox(&self.uid).await {
-            tracing::warn!(pod = %self.name, error = %e, "remove pod sandbox");
-        }
-        self.sandbox = None;
-        if mode == StopMode::Delete {
-            self.delete_from_api().await;
-        }
-        if mode != StopMode::Shutdown {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-        self.ctx.table.remove(&self.namespace, &self.name, &self.uid);
-    }
-
-    /// The last step of a graceful deletion, as the kubelet does it:
-    /// DELETE with gracePeriodSeconds=0, only for this uid (a new Pod of
-    /// the same name is not touched).
-    async fn delete_from_api(&self) {
-        let options = json!({
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "gracePeriodSeconds": 0,
-            "preconditions": {"uid": self.uid},
-        });
-        for attempt in 0..5u32 {
-            match self.ctx.client.delete_with(&PODS, Some(&self.namespace), &self.name, &options).await {
-                Ok(_) => return,
-                Err(e) if e.is_not_found() || e.is_conflict() => return,
-                Err(e) => {
-                    tracing::warn!(pod = %self.name, error = %e, "final delete of pod retries");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
             }
         }
     }
@@ -585,7 +567,12 @@ impl PodWorker {
             terminal_phase: self.terminal_phase,
             now: Timestamp::now(),
         });
-        const OURS: [&str; 4] = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"];
+        const OURS: [&str; 4] = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+        ];
         self.published_conditions = status
             .conditions
             .iter()
@@ -596,7 +583,9 @@ impl PodWorker {
         if let Some(phase) = &status.phase {
             *self.entry.phase.lock().expect("phase lock") = phase.clone();
         }
-        let Ok(value) = serde_json::to_value(&status) else { return };
+        let Ok(value) = serde_json::to_value(&status) else {
+            return;
+        };
         self.status_tx.send_if_modified(|current| {
             if current.as_ref() == Some(&value) {
                 false
@@ -609,6 +598,10 @@ impl PodWorker {
 }
 
 /// Run a worker for `pod`; returns when the Pod is finished on this node.
-pub(crate) async fn run_pod_worker(ctx: Arc<NodeContext>, pod: Pod, inbox: mpsc::UnboundedReceiver<PodMessage>) {
+pub(crate) async fn run_pod_worker(
+    ctx: Arc<NodeContext>,
+    pod: Pod,
+    inbox: mpsc::UnboundedReceiver<PodMessage>,
+) {
     PodWorker::new(ctx, pod).run(inbox).await;
 }

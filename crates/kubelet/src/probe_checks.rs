@@ -56,11 +56,17 @@ impl ProbeTarget {
     fn host(&self, host: Option<&str>) -> Result<Ipv4Addr, String> {
         match host.filter(|h| !h.is_empty()) {
             None => Ok(self.pod_ip),
-            Some(h) => h.parse().map_err(|_| format!("probe host {h:?} is not an IPv4 address")),
+            Some(h) => h
+                .parse()
+                .map_err(|_| format!("probe host {h:?} is not an IPv4 address")),
         }
     }
 
-    async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<tokio::net::TcpStream, String> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<tokio::net::TcpStream, String> {
         let socket = match &self.netns {
             Some(ns) => crate::netns::tcp_socket_in(ns).await,
             None => tokio::net::TcpSocket::new_v4(),
@@ -86,19 +92,35 @@ fn os_message(e: &std::io::Error) -> String {
 }
 
 /// Run `probe` once against `target` within `timeout`.
-pub(crate) async fn check(probe: &Probe, target: &ProbeTarget, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn check(
+    probe: &Probe,
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> Result<(), String> {
     if let Some(http) = &probe.http_get {
         let ip = target.host(http.host.as_deref())?;
         let port = target.port(&http.port)?;
-        let path = http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
-        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         let scheme = http.scheme.as_deref().unwrap_or("HTTP");
         let url = format!("{}://{ip}:{port}{path}", scheme.to_ascii_lowercase());
         let addr = SocketAddr::from((ip, port));
         if scheme.eq_ignore_ascii_case("HTTPS") {
             // No TLS client here: an HTTPS probe checks that the port
             // accepts connections.
-            return target.connect(addr, timeout).await.map(|_| ()).map_err(|e| format!("Get \"{url}\": {e}"));
+            return target
+                .connect(addr, timeout)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("Get \"{url}\": {e}"));
         }
         let headers: Vec<(String, String)> = http
             .http_headers
@@ -112,17 +134,26 @@ pub(crate) async fn check(probe: &Probe, target: &ProbeTarget, timeout: Duration
             if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
                 req.push_str(&format!("Host: {ip}:{port}\r\n"));
             }
-            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("user-agent")) {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+            {
                 req.push_str("User-Agent: kube-probe/1.35\r\n");
             }
-            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept")) {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("accept"))
+            {
                 req.push_str("Accept: */*\r\n");
             }
             for (n, v) in &headers {
                 req.push_str(&format!("{n}: {v}\r\n"));
             }
             req.push_str("Connection: close\r\n\r\n");
-            stream.write_all(req.as_bytes()).await.map_err(|e| os_message(&e))?;
+            stream
+                .write_all(req.as_bytes())
+                .await
+                .map_err(|e| os_message(&e))?;
             let mut head = Vec::with_capacity(256);
             let mut buf = [0u8; 1024];
             while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 10 * 1024 {
@@ -156,13 +187,19 @@ pub(crate) async fn check(probe: &Probe, target: &ProbeTarget, timeout: Duration
     if let Some(tcp) = &probe.tcp_socket {
         let ip = target.host(tcp.host.as_deref())?;
         let port = target.port(&tcp.port)?;
-        return target.connect(SocketAddr::from((ip, port)), timeout).await.map(|_| ());
+        return target
+            .connect(SocketAddr::from((ip, port)), timeout)
+            .await
+            .map(|_| ());
     }
     if let Some(grpc) = &probe.grpc {
         // No gRPC client here: a gRPC probe checks that the port accepts
         // connections.
         let port = u16::try_from(grpc.port).map_err(|_| "invalid port".to_string())?;
-        return target.connect(SocketAddr::from((target.pod_ip, port)), timeout).await.map(|_| ());
+        return target
+            .connect(SocketAddr::from((target.pod_ip, port)), timeout)
+            .await
+            .map(|_| ());
     }
     if let Some(exec) = &probe.exec {
         return exec_check(exec.command.clone().unwrap_or_default(), target, timeout).await;
@@ -170,7 +207,11 @@ pub(crate) async fn check(probe: &Probe, target: &ProbeTarget, timeout: Duration
     Err("probe has no handler (httpGet, tcpSocket, exec or grpc)".into())
 }
 
-async fn exec_check(command: Vec<String>, target: &ProbeTarget, timeout: Duration) -> Result<(), String> {
+async fn exec_check(
+    command: Vec<String>,
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> Result<(), String> {
     let Some((program, args)) = command.split_first() else {
         return Err("exec probe has no command".into());
     };
@@ -186,7 +227,7 @@ async fn exec_check(command: Vec<String>, target: &ProbeTarget, timeout: Duratio
         },
         stdio: StdioMode::Pipes { stdin: false },
     };
-    let mut spawned = process::spawn(&spec).map_err(|e| e.to_string())?;
+    let mut spawned = process::spawn(&spec).await.map_err(|e| e.to_string())?;
     let pid = spawned.pid;
     let ProcessIo::Pipes { stdout, stderr, .. } = spawned.io else {
         return Err("exec probe without pipes".into());
@@ -209,7 +250,10 @@ async fn exec_check(command: Vec<String>, target: &ProbeTarget, timeout: Duratio
                 let mut text = String::from_utf8_lossy(&out).into_owned();
                 text.push_str(&String::from_utf8_lossy(&err));
                 if text.trim().is_empty() {
-                    Err(format!("command {:?} exited with {code}", command.join(" ")))
+                    Err(format!(
+                        "command {:?} exited with {code}",
+                        command.join(" ")
+                    ))
                 } else {
                     Err(text.trim_end().to_string())
                 }
@@ -218,7 +262,11 @@ async fn exec_check(command: Vec<String>, target: &ProbeTarget, timeout: Duratio
         Ok((Err(e), _, _)) => Err(e.to_string()),
         Err(_) => {
             process::signal_tree(pid, libc::SIGKILL);
-            Err(format!("command timed out: \"{}\" timed out after {}s", command.join(" "), timeout.as_secs()))
+            Err(format!(
+                "command timed out: \"{}\" timed out after {}s",
+                command.join(" "),
+                timeout.as_secs()
+            ))
         }
     }
 }
@@ -246,7 +294,9 @@ mod tests {
             while let Ok((mut s, _)) = l.accept().await {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
-                let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
             }
         });
         port
@@ -256,9 +306,15 @@ mod tests {
     async fn http_probe_succeeds_on_2xx_3xx_and_fails_otherwise() {
         let t = ProbeTarget::on_host(Ipv4Addr::LOCALHOST);
         let ok = serve_once("200 OK").await;
-        assert_eq!(check(&http(ok, "/healthz"), &t, Duration::from_secs(1)).await, Ok(()));
+        assert_eq!(
+            check(&http(ok, "/healthz"), &t, Duration::from_secs(1)).await,
+            Ok(())
+        );
         let moved = serve_once("301 Moved Permanently").await;
-        assert_eq!(check(&http(moved, "/"), &t, Duration::from_secs(1)).await, Ok(()));
+        assert_eq!(
+            check(&http(moved, "/"), &t, Duration::from_secs(1)).await,
+            Ok(())
+        );
         let bad = serve_once("503 Service Unavailable").await;
         assert_eq!(
             check(&http(bad, "/"), &t, Duration::from_secs(1)).await,
@@ -273,10 +329,15 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let t = ProbeTarget::on_host(Ipv4Addr::LOCALHOST);
-        let err = check(&http(port, "/"), &t, Duration::from_secs(1)).await.unwrap_err();
+        let err = check(&http(port, "/"), &t, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert_eq!(err, format!("Get \"http://127.0.0.1:{port}/\": dial tcp 127.0.0.1:{port}: connect: connection refused"));
         let tcp = Probe {
-            tcp_socket: Some(TCPSocketAction { host: None, port: IntOrString::Int(port as i32) }),
+            tcp_socket: Some(TCPSocketAction {
+                host: None,
+                port: IntOrString::Int(port as i32),
+            }),
             ..Default::default()
         };
         assert!(check(&tcp, &t, Duration::from_secs(1)).await.is_err());
@@ -286,9 +347,16 @@ mod tests {
     async fn named_ports_resolve_through_the_container() {
         let port = serve_once("200 OK").await;
         let mut t = ProbeTarget::on_host(Ipv4Addr::LOCALHOST);
-        t.ports = vec![ContainerPort { name: Some("http".into()), container_port: port as i32, ..Default::default() }];
+        t.ports = vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: port as i32,
+            ..Default::default()
+        }];
         let p = Probe {
-            tcp_socket: Some(TCPSocketAction { host: None, port: IntOrString::String("http".into()) }),
+            tcp_socket: Some(TCPSocketAction {
+                host: None,
+                port: IntOrString::String("http".into()),
+            }),
             ..Default::default()
         };
         assert_eq!(check(&p, &t, Duration::from_secs(1)).await, Ok(()));
@@ -298,12 +366,27 @@ mod tests {
     async fn exec_probe_uses_the_exit_code_and_times_out() {
         let t = ProbeTarget::on_host(Ipv4Addr::LOCALHOST);
         let exec = |cmd: &[&str]| Probe {
-            exec: Some(ExecAction { command: Some(cmd.iter().map(|s| s.to_string()).collect()) }),
+            exec: Some(ExecAction {
+                command: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            }),
             ..Default::default()
         };
-        assert_eq!(check(&exec(&["true"]), &t, Duration::from_secs(1)).await, Ok(()));
-        assert_eq!(check(&exec(&["sh", "-c", "echo sick; exit 1"]), &t, Duration::from_secs(1)).await, Err("sick".into()));
-        let err = check(&exec(&["sleep", "5"]), &t, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(
+            check(&exec(&["true"]), &t, Duration::from_secs(1)).await,
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &exec(&["sh", "-c", "echo sick; exit 1"]),
+                &t,
+                Duration::from_secs(1)
+            )
+            .await,
+            Err("sick".into())
+        );
+        let err = check(&exec(&["sleep", "5"]), &t, Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(err.contains("timed out"), "{err}");
     }
 }

@@ -38,7 +38,9 @@ pub(crate) struct ProbeTiming {
 
 impl ProbeTiming {
     pub(crate) fn of(p: &Probe) -> ProbeTiming {
-        let secs = |v: Option<i32>, default: u64, min: u64| Duration::from_secs(v.map(|v| v.max(0) as u64).unwrap_or(default).max(min));
+        let secs = |v: Option<i32>, default: u64, min: u64| {
+            Duration::from_secs(v.map(|v| v.max(0) as u64).unwrap_or(default).max(min))
+        };
         ProbeTiming {
             initial_delay: secs(p.initial_delay_seconds, 0, 0),
             period: secs(p.period_seconds, 10, 1),
@@ -117,9 +119,15 @@ pub(crate) enum ProbeUpdate {
     /// The startup probe succeeded (liveness and readiness begin).
     Started,
     /// A probe run failed (for the `Unhealthy` event).
-    Unhealthy { kind: ProbeKind, message: String },
+    Unhealthy {
+        kind: ProbeKind,
+        message: String,
+    },
     /// failureThreshold reached: the container must be restarted.
-    Failed { kind: ProbeKind, message: String },
+    Failed {
+        kind: ProbeKind,
+        message: String,
+    },
     Ready(bool),
 }
 
@@ -186,7 +194,10 @@ async fn probe_loop(
             continue;
         }
         if let Err(message) = &result {
-            report(ProbeUpdate::Unhealthy { kind, message: message.clone() });
+            report(ProbeUpdate::Unhealthy {
+                kind,
+                message: message.clone(),
+            });
         }
         if let Some(verdict) = tracker.record(ok) {
             match (kind, verdict) {
@@ -221,14 +232,21 @@ mod tests {
     #[test]
     fn defaults_are_kubernetes_defaults() {
         let t = ProbeTiming::of(&Probe::default());
-        assert_eq!(t, ProbeTiming {
-            initial_delay: Duration::ZERO,
-            period: Duration::from_secs(10),
-            timeout: Duration::from_secs(1),
-            success_threshold: 1,
-            failure_threshold: 3,
-        });
-        let p = Probe { initial_delay_seconds: Some(5), period_seconds: Some(2), ..Default::default() };
+        assert_eq!(
+            t,
+            ProbeTiming {
+                initial_delay: Duration::ZERO,
+                period: Duration::from_secs(10),
+                timeout: Duration::from_secs(1),
+                success_threshold: 1,
+                failure_threshold: 3,
+            }
+        );
+        let p = Probe {
+            initial_delay_seconds: Some(5),
+            period_seconds: Some(2),
+            ..Default::default()
+        };
         let t = ProbeTiming::of(&p);
         let start = Instant::now();
         assert_eq!(t.first_run(start), start + Duration::from_secs(5));
@@ -266,7 +284,10 @@ mod tests {
         let container = Container {
             name: "c".into(),
             readiness_probe: Some(Probe {
-                tcp_socket: Some(TCPSocketAction { host: None, port: IntOrString::Int(port as i32) }),
+                tcp_socket: Some(TCPSocketAction {
+                    host: None,
+                    port: IntOrString::Int(port as i32),
+                }),
                 period_seconds: Some(1),
                 failure_threshold: Some(1),
                 ..Default::default()
@@ -276,7 +297,15 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let target = ProbeTarget::on_host(std::net::Ipv4Addr::LOCALHOST);
-        let task = tokio::spawn(run_probes(container, target, Instant::now(), move |u| { let _ = tx.send(u); }, cancel.clone()));
+        let task = tokio::spawn(run_probes(
+            container,
+            target,
+            Instant::now(),
+            move |u| {
+                let _ = tx.send(u);
+            },
+            cancel.clone(),
+        ));
         assert_eq!(rx.recv().await, Some(ProbeUpdate::Ready(true)));
         drop(listener);
         let next = tokio::time::timeout(Duration::from_secs(3), async {

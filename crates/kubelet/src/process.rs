@@ -1,17 +1,22 @@
-//! Starting processes inside a Pod: the thin adapter over fork/exec,
-//! setns(2), unshare(2), mount(2) and ptys.
+//! Starting processes inside a Pod: the thin adapter over setns(2),
+//! unshare(2), mount(2), posix_spawn and ptys.
 //!
-//! Choice: fork/exec with a `pre_exec` hook rather than re-executing the
-//! minik8s binary as a helper. The hook runs in the forked child of a
-//! multi-threaded process, so it makes only async-signal-safe system calls
-//! on data prepared before the fork (CStrings, opened namespace fds). This
-//! saves an exec per container start (Pod start latency is measured) and
-//! keeps the helper subcommand space of the binary for images only.
+//! Choice: a short-lived thread enters the Pod's namespaces (network, its
+//! own mount and UTS namespace with the Pod's /etc files and hostname, or
+//! an existing container's namespaces for exec) and starts the process
+//! from there with posix_spawn, which the child inherits. No fork of the
+//! server's address space (posix_spawn is a vfork: a Pod start is timed
+//! and a fork+exec of a large process costs milliseconds), no helper
+//! binary, and the namespace work runs in a normal thread rather than in a
+//! forked child where only async-signal-safe calls are allowed. Only a
+//! process on a terminal needs a hook between fork and exec (setsid and
+//! TIOCSCTTY); it makes nothing but those system calls.
 
 use nix::fcntl::OFlag;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -106,112 +111,173 @@ fn open_ns(path: &Path) -> Result<OwnedFd, SpawnError> {
     Ok(OwnedFd::from(f))
 }
 
-/// What the child does between fork and exec, prepared in the parent.
-struct ChildSetup {
-    /// (fd, CLONE_NEW* flag) to setns into, in order.
-    join: Vec<(OwnedFd, libc::c_int)>,
-    /// unshare(CLONE_NEWNS | CLONE_NEWUTS) and mount/hostname work.
-    private: Option<(Vec<(CString, CString)>, Vec<u8>)>,
-    tty: bool,
-    working_dir: CString,
+fn os_err(context: impl Into<String>) -> SpawnError {
+    SpawnError::Os {
+        context: context.into(),
+        source: std::io::Error::last_os_error(),
+    }
 }
 
-impl ChildSetup {
-    /// Runs in the forked child: only system calls, no allocation.
-    fn run(&self) -> std::io::Result<()> {
-        let check = |r: libc::c_int| {
-            if r < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        };
-        // SAFETY: plain system calls on fds and NUL-terminated strings that
-        // outlive the call; no allocation or locking in the forked child.
-        unsafe {
-            for (fd, flag) in &self.join {
-                check(libc::setns(fd.as_raw_fd(), *flag))?;
-            }
-            if let Some((binds, hostname)) = &self.private {
-                check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS))?;
+/// Move the calling thread into the namespaces `ns` asks for. Runs on a
+/// thread of its own that ends right after the spawn.
+fn enter_namespaces(ns: &Namespaces) -> Result<(), SpawnError> {
+    match ns {
+        Namespaces::Host => Ok(()),
+        Namespaces::Container {
+            netns,
+            hostname,
+            binds,
+        } => {
+            let net = open_ns(netns)?;
+            let binds = binds
+                .iter()
+                .map(|(s, d)| {
+                    Ok((
+                        cstring(s.as_os_str().as_bytes())?,
+                        cstring(d.as_os_str().as_bytes())?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, SpawnError>>()?;
+            // SAFETY: namespace and mount system calls on this thread, with
+            // fds and NUL-terminated strings that outlive each call.
+            unsafe {
+                if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) < 0 {
+                    return Err(os_err(format!(
+                        "join network namespace {}",
+                        netns.display()
+                    )));
+                }
+                // A mount namespace needs a private fs context (CLONE_FS).
+                if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS | libc::CLONE_NEWUTS) < 0 {
+                    return Err(os_err("create the container's mount and UTS namespaces"));
+                }
                 // Mounts made here must not propagate back to the host.
-                check(libc::mount(
+                if libc::mount(
                     std::ptr::null(),
                     c"/".as_ptr(),
                     std::ptr::null(),
                     libc::MS_REC | libc::MS_SLAVE,
                     std::ptr::null(),
-                ))?;
-                for (src, dst) in binds {
-                    check(libc::mount(
+                ) < 0
+                {
+                    return Err(os_err("make the container's mounts private"));
+                }
+                for (src, dst) in &binds {
+                    if libc::mount(
                         src.as_ptr(),
                         dst.as_ptr(),
                         std::ptr::null(),
                         libc::MS_BIND,
                         std::ptr::null(),
-                    ))?;
+                    ) < 0
+                    {
+                        return Err(os_err(format!("bind-mount {:?} on {:?}", src, dst)));
+                    }
                 }
-                check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
+                if libc::sethostname(hostname.as_ptr().cast(), hostname.len()) < 0 {
+                    return Err(os_err("set the hostname"));
+                }
             }
-            // Own session and process group: the whole tree can be signalled
-            // at once, and a tty can become the controlling terminal.
-            check(libc::setsid())?;
-            if self.tty {
-                check(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
-            }
-            if libc::chdir(self.working_dir.as_ptr()) < 0 {
-                // Like runc, create a missing working directory.
-                libc::mkdir(self.working_dir.as_ptr(), 0o755);
-                check(libc::chdir(self.working_dir.as_ptr()))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Start a process as `spec` says.
-pub(crate) fn spawn(spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
-    let mut join = Vec::new();
-    let mut private = None;
-    match &spec.namespaces {
-        Namespaces::Container { netns, hostname, binds } => {
-            join.push((open_ns(netns)?, libc::CLONE_NEWNET));
-            let binds = binds
-                .iter()
-                .map(|(s, d)| Ok((cstring(s.as_os_str().as_bytes())?, cstring(d.as_os_str().as_bytes())?)))
-                .collect::<Result<Vec<_>, SpawnError>>()?;
-            private = Some((binds, hostname.as_bytes().to_vec()));
+            Ok(())
         }
         Namespaces::JoinProcess { pid } => {
-            for (name, flag) in [
+            let fds = [
                 ("net", libc::CLONE_NEWNET),
                 ("uts", libc::CLONE_NEWUTS),
                 ("mnt", libc::CLONE_NEWNS),
-            ] {
-                join.push((open_ns(Path::new(&format!("/proc/{pid}/ns/{name}")))?, flag));
+            ]
+            .into_iter()
+            .map(|(name, flag)| Ok((open_ns(Path::new(&format!("/proc/{pid}/ns/{name}")))?, flag)))
+            .collect::<Result<Vec<_>, SpawnError>>()?;
+            // SAFETY: as above.
+            unsafe {
+                if libc::unshare(libc::CLONE_FS) < 0 {
+                    return Err(os_err("unshare the fs context"));
+                }
+                for (fd, flag) in &fds {
+                    if libc::setns(fd.as_raw_fd(), *flag) < 0 {
+                        return Err(os_err(format!("join the namespaces of process {pid}")));
+                    }
+                }
             }
+            Ok(())
         }
-        Namespaces::Host => {}
     }
-    let tty = matches!(spec.stdio, StdioMode::Tty { .. });
-    let setup = ChildSetup {
-        join,
-        private,
-        tty,
-        working_dir: cstring(if spec.working_dir.is_empty() { "/" } else { &spec.working_dir })?,
-    };
+}
 
-    let mut cmd = tokio::process::Command::new(&spec.program);
-    cmd.args(&spec.args)
+/// `name` as an absolute path, looked up on the PATH of the new process'
+/// environment (in the namespaces the thread is in).
+fn resolve_program(name: &str, env: &[(String, String)]) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or(crate::container_env::DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+        .find(|p| crate::images::is_command_on_path(&p.to_string_lossy(), ""))
+}
+
+/// Start a process as `spec` says.
+pub(crate) async fn spawn(spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+    if matches!(spec.namespaces, Namespaces::Host) {
+        return spawn_here(spec);
+    }
+    let spec = spec.clone();
+    let handle = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pod-spawn".into())
+        .spawn(move || {
+            // The child's pipes register with the runtime's reactor.
+            let _runtime = handle.enter();
+            let result = enter_namespaces(&spec.namespaces).and_then(|_| spawn_here(&spec));
+            let _ = tx.send(result);
+        })
+        .map_err(|source| SpawnError::Os {
+            context: "start a thread".into(),
+            source,
+        })?;
+    rx.await.map_err(|_| SpawnError::Os {
+        context: "spawn thread ended without an answer".into(),
+        source: std::io::Error::from(std::io::ErrorKind::Interrupted),
+    })?
+}
+
+/// Spawn from the calling thread's namespaces.
+fn spawn_here(spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
+    // An absolute program keeps std on its posix_spawn path (a relative
+    // one with a changed PATH makes it fork).
+    let program = resolve_program(&spec.program, &spec.env)
+        .ok_or_else(|| SpawnError::NotFound(spec.program.clone()))?;
+    let working_dir = if spec.working_dir.is_empty() {
+        "/"
+    } else {
+        spec.working_dir.as_str()
+    };
+    if !matches!(spec.namespaces, Namespaces::JoinProcess { .. }) {
+        // Like runc, create a missing working directory.
+        let _ = std::fs::create_dir_all(working_dir);
+    }
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.arg0(&spec.program)
+        .args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(working_dir)
         .kill_on_drop(false);
     let mut master = None;
     match spec.stdio {
         StdioMode::Pipes { stdin } => {
             cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+                .stderr(Stdio::piped())
+                // Own process group: the whole tree is signalled at once.
+                .process_group(0);
         }
         StdioMode::Tty { cols, rows } => {
             let (m, slave) = open_pty().map_err(|source| SpawnError::Os {
@@ -228,12 +294,19 @@ pub(crate) fn spawn(spec: &ProcessSpec) -> Result<Spawned, SpawnError> {
             cmd.stdin(Stdio::from(dup(&slave)?))
                 .stdout(Stdio::from(dup(&slave)?))
                 .stderr(Stdio::from(slave));
+            // SAFETY: setsid(2) and ioctl(2) only: async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    // A new session (and process group) whose controlling
+                    // terminal is the pty on fd 0.
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
             master = Some(m);
         }
-    }
-    // SAFETY: `ChildSetup::run` makes only async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(move || setup.run());
     }
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => SpawnError::NotFound(spec.program.clone()),
@@ -282,8 +355,6 @@ fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     set_nonblocking(&master)?;
     Ok((master, OwnedFd::from(slave)))
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     // SAFETY: fcntl on an fd we own.
@@ -355,7 +426,10 @@ mod tests {
         ProcessSpec {
             program: program.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: vec![("PATH".into(), crate::container_env::DEFAULT_PATH.into()), ("X".into(), "42".into())],
+            env: vec![
+                ("PATH".into(), crate::container_env::DEFAULT_PATH.into()),
+                ("X".into(), "42".into()),
+            ],
             working_dir: "/tmp".into(),
             namespaces: Namespaces::Host,
             stdio,
@@ -365,9 +439,22 @@ mod tests {
     #[tokio::test]
     async fn pipes_carry_output_env_and_working_dir() {
         use tokio::io::AsyncReadExt;
-        let mut p = spawn(&host_spec("sh", &["-c", "echo $X $(pwd); echo err >&2; exit 3"], StdioMode::Pipes { stdin: false })).unwrap();
+        let mut p = spawn(&host_spec(
+            "sh",
+            &["-c", "echo $X $(pwd); echo err >&2; exit 3"],
+            StdioMode::Pipes { stdin: false },
+        ))
+        .await
+        .unwrap();
         assert!(p.start_time > 0);
-        let ProcessIo::Pipes { mut stdout, mut stderr, .. } = p.io else { panic!("pipes") };
+        let ProcessIo::Pipes {
+            mut stdout,
+            mut stderr,
+            ..
+        } = p.io
+        else {
+            panic!("pipes")
+        };
         let mut out = String::new();
         stdout.read_to_string(&mut out).await.unwrap();
         let mut err = String::new();
@@ -379,8 +466,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_tty_is_the_controlling_terminal_with_the_given_size() {
-        let p = spawn(&host_spec("sh", &["-c", "stty size; tty -s && echo istty"], StdioMode::Tty { cols: 100, rows: 30 })).unwrap();
-        let ProcessIo::Tty { master } = p.io else { panic!("tty") };
+        let p = spawn(&host_spec(
+            "sh",
+            &["-c", "stty size; tty -s && echo istty"],
+            StdioMode::Tty {
+                cols: 100,
+                rows: 30,
+            },
+        ))
+        .await
+        .unwrap();
+        let ProcessIo::Tty { master } = p.io else {
+            panic!("tty")
+        };
         let pty = crate::pty::PtyMaster::new(master).unwrap();
         let mut out = Vec::new();
         let mut buf = [0u8; 256];
@@ -397,13 +495,91 @@ mod tests {
 
     #[tokio::test]
     async fn missing_programs_are_reported_like_a_runtime() {
-        let err = spawn(&host_spec("no-such-program-xyz", &[], StdioMode::Pipes { stdin: false })).err().unwrap();
-        assert_eq!(err.to_string(), "exec: \"no-such-program-xyz\": executable file not found in $PATH");
+        let err = spawn(&host_spec(
+            "no-such-program-xyz",
+            &[],
+            StdioMode::Pipes { stdin: false },
+        ))
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "exec: \"no-such-program-xyz\": executable file not found in $PATH"
+        );
     }
 
     #[test]
     fn start_time_of_self_is_known_and_of_nothing_is_none() {
         assert!(process_start_time(std::process::id() as i32).is_some());
         assert!(process_start_time(i32::MAX).is_none());
+    }
+
+    /// Root only: creates a network namespace with ip(8).
+    #[tokio::test]
+    #[ignore = "needs root (network namespaces, mounts): cargo test -p kubelet -- --ignored"]
+    async fn containers_get_the_pods_namespaces_and_files_and_exec_joins_them() {
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        use tokio::io::AsyncReadExt;
+        let ns = format!("kubelet-test-{}", std::process::id());
+        assert!(std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        let dir = std::env::temp_dir().join(&ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), "10.244.0.9\tpod-x\n").unwrap();
+        std::fs::write(dir.join("resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
+        std::fs::write(dir.join("hostname"), "pod-x\n").unwrap();
+        let spec = ProcessSpec {
+            program: "sh".into(),
+            args: vec!["-c".into(), "hostname; cat /etc/hosts /etc/resolv.conf; ip -o link | cut -d: -f2 | tr -d ' '; sleep 30".into()],
+            env: vec![("PATH".into(), crate::container_env::DEFAULT_PATH.into())],
+            working_dir: "/".into(),
+            namespaces: Namespaces::Container {
+                netns: PathBuf::from(format!("/run/netns/{ns}")),
+                hostname: "pod-x".into(),
+                binds: crate::pod_files::bind_mounts(&dir),
+            },
+            stdio: StdioMode::Pipes { stdin: false },
+        };
+        let p = spawn(&spec).await.unwrap();
+        let ProcessIo::Pipes { stdout, .. } = p.io else {
+            panic!("pipes")
+        };
+        let mut out = String::new();
+        let mut lines = stdout.take(4096);
+        // Read until the listing of interfaces has arrived.
+        while !out.contains("lo\n") {
+            let mut buf = [0u8; 512];
+            let n = lines.read(&mut buf).await.unwrap();
+            assert!(n > 0, "output ended early: {out}");
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert_eq!(out, "pod-x\n10.244.0.9\tpod-x\nnameserver 10.96.0.10\nlo\n");
+        // The host keeps its own files and name.
+        assert_ne!(
+            std::fs::read_to_string("/etc/hosts").unwrap(),
+            "10.244.0.9\tpod-x\n"
+        );
+        let exec = ProcessSpec {
+            program: "cat".into(),
+            args: vec!["/etc/hostname".into()],
+            namespaces: Namespaces::JoinProcess { pid: p.pid },
+            ..spec.clone()
+        };
+        let e = spawn(&exec).await.unwrap();
+        let ProcessIo::Pipes { mut stdout, .. } = e.io else {
+            panic!("pipes")
+        };
+        let mut seen = String::new();
+        stdout.read_to_string(&mut seen).await.unwrap();
+        assert_eq!(seen, "pod-x\n");
+        signal_tree(p.pid, libc::SIGKILL);
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &ns])
+            .status();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -92,13 +92,13 @@ pub(crate) fn attach_session(io: Arc<ContainerIo>, opts: &StreamOptions) -> Sess
 /// Start `spec` (already set to join the container's namespaces) and
 /// stream it. `on_exit` runs once the process has been reaped. A client
 /// that goes away (drops the output) takes the process down with it.
-pub(crate) fn exec_session(
+pub(crate) async fn exec_session(
     spec: &ProcessSpec,
     opts: &StreamOptions,
     on_start: impl FnOnce(i32),
     on_exit: impl FnOnce() + Send + 'static,
 ) -> Result<Session, SpawnError> {
-    let spawned = process::spawn(spec)?;
+    let spawned = process::spawn(spec).await?;
     let pid = spawned.pid;
     on_start(pid);
     let (out_tx, out_rx) = mpsc::channel::<Output>(64);
@@ -106,7 +106,11 @@ pub(crate) fn exec_session(
     let mut stdin_tx = None;
     let mut resize_tx = None;
     let readers: Vec<tokio::task::JoinHandle<()>> = match spawned.io {
-        ProcessIo::Pipes { stdin, stdout, stderr } => {
+        ProcessIo::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
             if let Some(mut stdin) = stdin {
                 let (tx, mut rx) = mpsc::channel::<Bytes>(64);
                 tokio::spawn(async move {
@@ -119,8 +123,20 @@ pub(crate) fn exec_session(
                 stdin_tx = Some(tx);
             }
             vec![
-                tokio::spawn(copy_out(stdout, out_tx.clone(), opts.stdout, Output::Stdout, pid)),
-                tokio::spawn(copy_out(stderr, out_tx.clone(), opts.stderr, Output::Stderr, pid)),
+                tokio::spawn(copy_out(
+                    stdout,
+                    out_tx.clone(),
+                    opts.stdout,
+                    Output::Stdout,
+                    pid,
+                )),
+                tokio::spawn(copy_out(
+                    stderr,
+                    out_tx.clone(),
+                    opts.stderr,
+                    Output::Stderr,
+                    pid,
+                )),
             ]
         }
         ProcessIo::Tty { master } => {
@@ -152,7 +168,11 @@ pub(crate) fn exec_session(
                 loop {
                     match pty.read(&mut buf).await {
                         Ok(n) if n > 0 => {
-                            if out.send(Output::Stdout(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                            if out
+                                .send(Output::Stdout(Bytes::copy_from_slice(&buf[..n])))
+                                .await
+                                .is_err()
+                            {
                                 process::signal_tree(pid, libc::SIGKILL);
                                 return;
                             }
@@ -195,7 +215,12 @@ async fn copy_out<R: tokio::io::AsyncRead + Unpin>(
             Ok(n) if n > 0 => {
                 // Unwanted output is read and dropped so the process never
                 // blocks on a full pipe.
-                if wanted && out.send(wrap(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                if wanted
+                    && out
+                        .send(wrap(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                {
                     process::signal_tree(pid, libc::SIGKILL);
                     return;
                 }
@@ -235,17 +260,32 @@ mod tests {
 
     #[tokio::test]
     async fn exec_with_pipes_passes_stdin_and_reports_the_exit_code() {
-        let opts = StreamOptions { command: vec![], stdin: true, stdout: true, stderr: true, tty: false };
+        let opts = StreamOptions {
+            command: vec![],
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        };
         let exited = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = exited.clone();
         let mut s = exec_session(
-            &spec(&["-c", "read l; echo got $l; echo oops >&2; exit 7"], StdioMode::Pipes { stdin: true }),
+            &spec(
+                &["-c", "read l; echo got $l; echo oops >&2; exit 7"],
+                StdioMode::Pipes { stdin: true },
+            ),
             &opts,
             |_| {},
             move || flag.store(true, std::sync::atomic::Ordering::SeqCst),
         )
+        .await
         .unwrap();
-        s.stdin.take().unwrap().send(Bytes::from_static(b"hello\n")).await.unwrap();
+        s.stdin
+            .take()
+            .unwrap()
+            .send(Bytes::from_static(b"hello\n"))
+            .await
+            .unwrap();
         let (out, err) = collect(&mut s).await;
         assert_eq!((out.as_str(), err.as_str()), ("got hello\n", "oops\n"));
         assert_eq!(s.exit.await.unwrap(), 7);
@@ -254,11 +294,32 @@ mod tests {
 
     #[tokio::test]
     async fn exec_with_a_tty_echoes_and_resizes() {
-        let opts = StreamOptions { command: vec![], stdin: true, stdout: true, stderr: false, tty: true };
-        let mut s = exec_session(&spec(&["-c", "read l; stty size; echo got $l"], StdioMode::Tty { cols: 80, rows: 24 }), &opts, |_| {}, || {}).unwrap();
+        let opts = StreamOptions {
+            command: vec![],
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: true,
+        };
+        let mut s = exec_session(
+            &spec(
+                &["-c", "read l; stty size; echo got $l"],
+                StdioMode::Tty { cols: 80, rows: 24 },
+            ),
+            &opts,
+            |_| {},
+            || {},
+        )
+        .await
+        .unwrap();
         s.resize.as_ref().unwrap().send((120, 40)).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        s.stdin.as_ref().unwrap().send(Bytes::from_static(b"hi\n")).await.unwrap();
+        s.stdin
+            .as_ref()
+            .unwrap()
+            .send(Bytes::from_static(b"hi\n"))
+            .await
+            .unwrap();
         let (out, _) = collect(&mut s).await;
         assert!(out.contains("40 120"), "{out:?}");
         assert!(out.contains("got hi"), "{out:?}");
@@ -269,9 +330,20 @@ mod tests {
     async fn attach_sees_output_after_joining_and_feeds_stdin_once() {
         let dir = std::env::temp_dir().join(format!("kubelet-attach-{}", std::process::id()));
         let (log, _) = LogWriter::create(&dir.join("0.log")).unwrap();
-        let mut p = process::spawn(&spec(&["-c", "read l; echo got $l; exit 4"], StdioMode::Pipes { stdin: true })).unwrap();
+        let mut p = process::spawn(&spec(
+            &["-c", "read l; echo got $l; exit 4"],
+            StdioMode::Pipes { stdin: true },
+        ))
+        .await
+        .unwrap();
         let io = ContainerIo::start(p.io, log, true).unwrap();
-        let opts = StreamOptions { command: vec![], stdin: true, stdout: true, stderr: true, tty: false };
+        let opts = StreamOptions {
+            command: vec![],
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            tty: false,
+        };
         let mut s = attach_session(io.clone(), &opts);
         let stdin = s.stdin.take().unwrap();
         stdin.send(Bytes::from_static(b"x\n")).await.unwrap();

@@ -149,7 +149,11 @@ fn container_status(c: &ContainerView) -> ContainerStatus {
 }
 
 /// Kubernetes' `getPhase` for a Pod without sidecar containers.
-pub(crate) fn pod_phase(restart_policy: &str, init: &[ContainerView], app: &[ContainerView]) -> &'static str {
+pub(crate) fn pod_phase(
+    restart_policy: &str,
+    init: &[ContainerView],
+    app: &[ContainerView],
+) -> &'static str {
     let mut pending_init = 0;
     let mut failed_init = 0;
     for c in init {
@@ -218,7 +222,12 @@ pub(crate) fn initialized(init: &[ContainerView]) -> bool {
 
 /// The QoS class Kubernetes assigns from requests and limits.
 pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
-    let all: Vec<&Container> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();
+    let all: Vec<&Container> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .collect();
     let mut any = false;
     let mut guaranteed = true;
     for c in all {
@@ -244,7 +253,14 @@ pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
     }
 }
 
-fn condition(type_: &str, ok: bool, reason: Option<&str>, message: Option<String>, previous: &[PodCondition], now: Timestamp) -> PodCondition {
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: Option<&str>,
+    message: Option<String>,
+    previous: &[PodCondition],
+    now: Timestamp,
+) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     // The transition time moves only when the status does.
     let last_transition_time = previous
@@ -275,20 +291,37 @@ pub(crate) fn pod_status(v: &PodView) -> PodStatus {
     let completed = phase == "Succeeded" || phase == "Failed";
     let is_initialized = initialized(v.init);
 
-    let unready: Vec<&str> = v.app.iter().filter(|c| !c.ready).map(|c| c.name.as_str()).collect();
+    let unready: Vec<&str> = v
+        .app
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
     let containers_ready = unready.is_empty() && !completed;
     let (cr_reason, cr_message) = if completed {
         (Some("PodCompleted"), None)
     } else if !unready.is_empty() {
-        (Some("ContainersNotReady"), Some(format!("containers with unready status: [{}]", unready.join(" "))))
+        (
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
     } else {
         (None, None)
     };
     // readinessGates: the Pod is Ready only when those conditions are True.
     let gate_problem = spec.readiness_gates.iter().flatten().find_map(|g| {
         match previous.iter().find(|c| c.type_ == g.condition_type) {
-            None => Some(format!("corresponding condition of pod readiness gate \"{}\" does not exist.", g.condition_type)),
-            Some(c) if c.status != "True" => Some(format!("the status of pod readiness gate \"{}\" is not \"True\", but {}", g.condition_type, c.status)),
+            None => Some(format!(
+                "corresponding condition of pod readiness gate \"{}\" does not exist.",
+                g.condition_type
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate \"{}\" is not \"True\", but {}",
+                g.condition_type, c.status
+            )),
             _ => None,
         }
     });
@@ -312,37 +345,75 @@ pub(crate) fn pod_status(v: &PodView) -> PodStatus {
     } else {
         (
             Some("ContainersNotInitialized"),
-            Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )),
         )
     };
 
     let now = v.now;
     let mut conditions = vec![
-        condition("PodReadyToStartContainers", v.sandbox_ready, None, None, previous, now),
-        condition("Initialized", is_initialized, init_reason, init_message, previous, now),
+        condition(
+            "PodReadyToStartContainers",
+            v.sandbox_ready,
+            None,
+            None,
+            previous,
+            now,
+        ),
+        condition(
+            "Initialized",
+            is_initialized,
+            init_reason,
+            init_message,
+            previous,
+            now,
+        ),
         condition("Ready", ready, ready_reason, ready_message, previous, now),
-        condition("ContainersReady", containers_ready, cr_reason, cr_message, previous, now),
+        condition(
+            "ContainersReady",
+            containers_ready,
+            cr_reason,
+            cr_message,
+            previous,
+            now,
+        ),
     ];
     match previous.iter().find(|c| c.type_ == "PodScheduled") {
         Some(c) => conditions.push(c.clone()),
         None => conditions.push(condition("PodScheduled", true, None, None, previous, now)),
     }
     // Conditions others own (readiness gates, DisruptionTarget) stay.
-    const OURS: [&str; 5] = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"];
-    conditions.extend(previous.iter().filter(|c| !OURS.contains(&c.type_.as_str())).cloned());
+    const OURS: [&str; 5] = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    conditions.extend(
+        previous
+            .iter()
+            .filter(|c| !OURS.contains(&c.type_.as_str()))
+            .cloned(),
+    );
 
     let pod_ip = v.pod_ip.map(|ip| ip.to_string());
     PodStatus {
         phase: Some(phase),
         conditions: Some(conditions),
         host_ip: Some(v.host_ip.to_string()),
-        host_ips: Some(vec![HostIP { ip: v.host_ip.to_string() }]),
+        host_ips: Some(vec![HostIP {
+            ip: v.host_ip.to_string(),
+        }]),
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
         start_time: Some(time(v.start_time)),
         qos_class: Some(qos_class(&spec).to_string()),
         container_statuses: Some(v.app.iter().map(container_status).collect()),
-        init_container_statuses: (!v.init.is_empty()).then(|| v.init.iter().map(container_status).collect()),
+        init_container_statuses: (!v.init.is_empty())
+            .then(|| v.init.iter().map(container_status).collect()),
         ..Default::default()
     }
 }
@@ -360,7 +431,10 @@ mod tests {
             name: name.into(),
             image: "docker.io/library/nginx:latest".into(),
             image_id: "docker.io/library/nginx@sha256:00".into(),
-            state: RunState::Running { started_at: ts(1), container_id: "minik8s://abc".into() },
+            state: RunState::Running {
+                started_at: ts(1),
+                container_id: "minik8s://abc".into(),
+            },
             last_termination: None,
             restart_count: 0,
             ready,
@@ -387,7 +461,10 @@ mod tests {
 
     fn waiting(name: &str, reason: &str) -> ContainerView {
         ContainerView {
-            state: RunState::Waiting { reason: reason.into(), message: None },
+            state: RunState::Waiting {
+                reason: reason.into(),
+                message: None,
+            },
             ready: false,
             started: false,
             ..running(name, false)
@@ -406,7 +483,11 @@ mod tests {
     fn view<'a>(pod: &'a Pod, app: &'a [ContainerView], now: Timestamp) -> PodView<'a> {
         PodView {
             pod,
-            previous: pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or(&[]),
+            previous: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or(&[]),
             init: &[],
             app,
             pod_ip: Some(Ipv4Addr::new(10, 244, 0, 5)),
@@ -420,20 +501,49 @@ mod tests {
 
     #[test]
     fn phase_follows_kubernetes_get_phase() {
-        assert_eq!(pod_phase("Always", &[], &[waiting("a", "ContainerCreating")]), "Pending");
-        assert_eq!(pod_phase("Always", &[], &[running("a", true), terminated("b", 1)]), "Running");
+        assert_eq!(
+            pod_phase("Always", &[], &[waiting("a", "ContainerCreating")]),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase("Always", &[], &[running("a", true), terminated("b", 1)]),
+            "Running"
+        );
         assert_eq!(pod_phase("Always", &[], &[terminated("a", 0)]), "Running");
-        assert_eq!(pod_phase("OnFailure", &[], &[terminated("a", 0)]), "Succeeded");
-        assert_eq!(pod_phase("OnFailure", &[], &[terminated("a", 1)]), "Running");
-        assert_eq!(pod_phase("Never", &[], &[terminated("a", 0), terminated("b", 2)]), "Failed");
+        assert_eq!(
+            pod_phase("OnFailure", &[], &[terminated("a", 0)]),
+            "Succeeded"
+        );
+        assert_eq!(
+            pod_phase("OnFailure", &[], &[terminated("a", 1)]),
+            "Running"
+        );
+        assert_eq!(
+            pod_phase("Never", &[], &[terminated("a", 0), terminated("b", 2)]),
+            "Failed"
+        );
         let mut backing_off = waiting("a", "CrashLoopBackOff");
         backing_off.last_termination = Some(match terminated("a", 1).state {
             RunState::Terminated(t) => t,
             _ => unreachable!(),
         });
         assert_eq!(pod_phase("Always", &[], &[backing_off]), "Running");
-        assert_eq!(pod_phase("Always", &[running("init", false)], &[waiting("a", "PodInitializing")]), "Pending");
-        assert_eq!(pod_phase("Never", &[terminated("init", 1)], &[waiting("a", "PodInitializing")]), "Failed");
+        assert_eq!(
+            pod_phase(
+                "Always",
+                &[running("init", false)],
+                &[waiting("a", "PodInitializing")]
+            ),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase(
+                "Never",
+                &[terminated("init", 1)],
+                &[waiting("a", "PodInitializing")]
+            ),
+            "Failed"
+        );
     }
 
     #[test]
@@ -444,10 +554,27 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let conds = s.conditions.unwrap();
         let types: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(types, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
+        assert_eq!(
+            types,
+            [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled"
+            ]
+        );
         assert!(conds.iter().all(|c| c.status == "True"));
         // PodScheduled keeps the scheduler's time.
-        assert_eq!(conds[4].last_transition_time.as_ref().unwrap().0.to_string(), "2027-01-15T08:00:00Z");
+        assert_eq!(
+            conds[4]
+                .last_transition_time
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
+            "2027-01-15T08:00:00Z"
+        );
         assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.5"));
         assert_eq!(s.pod_ips.unwrap()[0].ip, "10.244.0.5");
         assert_eq!(s.host_ips.unwrap()[0].ip, "192.168.49.2");
@@ -462,16 +589,31 @@ mod tests {
         let mut pod = pod_with("Always");
         let app = [running("web", false)];
         let s1 = pod_status(&view(&pod, &app, ts(5)));
-        let ready = s1.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap().clone();
+        let ready = s1
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .clone();
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [web]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [web]")
+        );
         pod.status = Some(s1.clone());
         let s2 = pod_status(&view(&pod, &app, ts(50)));
         assert_eq!(s1, s2, "nothing changed, nothing moves");
         let now_ready = [running("web", true)];
         let s3 = pod_status(&view(&pod, &now_ready, ts(60)));
-        let r = s3.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let r = s3
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(r.last_transition_time.unwrap().0, ts(60));
     }
 
@@ -481,9 +623,19 @@ mod tests {
         let app = [terminated("web", 0)];
         let s = pod_status(&view(&pod, &app, ts(5)));
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
-        let st = s.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        let st = s.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap();
         assert_eq!((st.exit_code, st.reason.as_deref()), (0, Some("Completed")));
     }
 
@@ -491,23 +643,41 @@ mod tests {
     fn readiness_gates_hold_ready_back() {
         let mut pod = pod_with("Always");
         pod.spec.as_mut().unwrap().readiness_gates =
-            Some(vec![k8s_openapi::api::core::v1::PodReadinessGate { condition_type: "example.com/lb".into() }]);
+            Some(vec![k8s_openapi::api::core::v1::PodReadinessGate {
+                condition_type: "example.com/lb".into(),
+            }]);
         let app = [running("web", true)];
         let s = pod_status(&view(&pod, &app, ts(5)));
-        let ready = s.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("ReadinessGatesNotReady")));
+        let ready = s
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("ReadinessGatesNotReady"))
+        );
     }
 
     #[test]
     fn qos_classes() {
         let spec = |res: serde_json::Value| -> PodSpec {
-            serde_json::from_value(serde_json::json!({"containers": [{"name": "a", "resources": res}]})).unwrap()
+            serde_json::from_value(
+                serde_json::json!({"containers": [{"name": "a", "resources": res}]}),
+            )
+            .unwrap()
         };
         assert_eq!(qos_class(&spec(serde_json::json!({}))), "BestEffort");
         assert_eq!(
-            qos_class(&spec(serde_json::json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            qos_class(&spec(
+                serde_json::json!({"limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
             "Guaranteed"
         );
-        assert_eq!(qos_class(&spec(serde_json::json!({"requests": {"cpu": "100m"}}))), "Burstable");
+        assert_eq!(
+            qos_class(&spec(serde_json::json!({"requests": {"cpu": "100m"}}))),
+            "Burstable"
+        );
     }
 }

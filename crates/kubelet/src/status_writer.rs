@@ -10,7 +10,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Runs until the worker drops its sender or the Pod is gone.
-pub(crate) async fn run_status_writer(client: Client, namespace: String, name: String, mut latest: watch::Receiver<Option<Value>>) {
+pub(crate) async fn run_status_writer(
+    client: Client,
+    namespace: String,
+    name: String,
+    mut latest: watch::Receiver<Option<Value>>,
+) {
     let mut written: Option<Value> = None;
     loop {
         let next = latest.borrow_and_update().clone();
@@ -19,7 +24,12 @@ pub(crate) async fn run_status_writer(client: Client, namespace: String, name: S
                 // A merge patch of the whole status: lists (conditions,
                 // containerStatuses) are replaced as a whole.
                 let patch = json!({ "status": status });
-                match client.patch_status(&PODS, Some(&namespace), &name, PatchType::Merge, &patch).await {
+                let t0 = std::time::Instant::now();
+                let r = client
+                    .patch_status(&PODS, Some(&namespace), &name, PatchType::Merge, &patch)
+                    .await;
+                tracing::debug!(pod = %name, elapsed_us = t0.elapsed().as_micros() as u64, phase = %patch["status"]["phase"], "status written");
+                match r {
                     Ok(_) => written = Some(status),
                     Err(e) if e.is_not_found() => return,
                     Err(e) => {

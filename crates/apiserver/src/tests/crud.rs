@@ -245,7 +245,7 @@ async fn pods_on_a_node_terminate_gracefully() {
         StatusCode::CREATED
     );
     let r = t.delete("/api/v1/namespaces/default/pods/p").await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.body["metadata"]["deletionGracePeriodSeconds"], 10);
     assert!(r.body["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(
@@ -275,7 +275,7 @@ async fn namespace_deletion_removes_its_content() {
     t.post("/api/v1/namespaces/team/services", &service("web"))
         .await;
     let r = t.delete("/api/v1/namespaces/team").await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.body["status"]["phase"], "Terminating");
     let r = t
         .post("/api/v1/namespaces/team/services", &service("other"))
@@ -363,6 +363,7 @@ async fn discovery_documents() {
     assert_eq!(t.get("/apis/nope/v1").await.status, StatusCode::NOT_FOUND);
     assert_eq!(t.get("/healthz").await.body, "ok");
     assert_eq!(t.get("/version").await.body["major"], "1");
+    assert_eq!(t.get("/version/").await.body["major"], "1");
     assert_eq!(t.get("/openapi/v2").await.status, StatusCode::NOT_FOUND);
     let index = t.get("/openapi/v3").await.body;
     assert!(

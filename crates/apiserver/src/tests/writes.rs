@@ -301,3 +301,51 @@ async fn deployment_scale_subresource() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn protobuf_bodies_from_kubectl_create() {
+    let t = TestServer::new().await;
+    let pb = "application/vnd.kubernetes.protobuf";
+    let body = include_bytes!("../protobuf/testdata/namespace.pb").to_vec();
+    let r = t
+        .raw(
+            Method::POST,
+            "/api/v1/namespaces?fieldManager=kubectl-create&fieldValidation=Strict",
+            &[("content-type", pb)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        t.get("/api/v1/namespaces/team").await.body["status"]["phase"],
+        "Active"
+    );
+    let body = include_bytes!("../protobuf/testdata/deployment.pb").to_vec();
+    let r = t
+        .raw(
+            Method::POST,
+            "/apis/apps/v1/namespaces/team/deployments?fieldValidation=Strict",
+            &[("content-type", pb)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let d = t
+        .get("/apis/apps/v1/namespaces/team/deployments/web")
+        .await
+        .body;
+    assert_eq!(d["spec"]["replicas"], 0);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    let r = t
+        .raw(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/team/deployments/web/scale",
+            &[("content-type", pb)],
+            b"k8s\0".to_vec(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}

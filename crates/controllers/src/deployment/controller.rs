@@ -8,8 +8,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::plan_deployment;
-use super::rollout::REVISION;
+use super::rollout::{self, REVISION};
 use crate::caches::{all_synced, Caches};
+use crate::events::{EventRecorder, EventType};
 use crate::owners::controller_of;
 use crate::runtime::{run_worker, Action, Change, ObjectRef, TypedApi, WorkQueue};
 use crate::ControllerError;
@@ -18,6 +19,7 @@ pub struct DeploymentController {
     deployments: TypedApi<Deployment>,
     replica_sets: TypedApi<ReplicaSet>,
     queue: Arc<WorkQueue<ObjectRef>>,
+    events: EventRecorder,
 }
 
 impl DeploymentController {
@@ -47,6 +49,7 @@ impl DeploymentController {
             deployments: caches.deployments_api(client),
             replica_sets: caches.replica_sets_api(client),
             queue,
+            events: EventRecorder::new(client, "deployment-controller"),
         }
     }
 
@@ -71,10 +74,16 @@ impl DeploymentController {
 
         if let Some(rs) = &plan.create {
             self.replica_sets.create(rs).await?;
-            tracing::debug!(deployment = %key, replicaset = ?rs.metadata.name, "created ReplicaSet");
+            self.scaled(&d, rs, 0);
         }
         for rs in &plan.update {
+            let before = self
+                .replica_sets
+                .cache
+                .get_ref(&ObjectRef::of(&rs.metadata))
+                .map_or(0, |old| rollout::spec_replicas(&old));
             self.replica_sets.replace(rs).await?;
+            self.scaled(&d, rs, before);
         }
         for name in &plan.delete {
             self.replica_sets
@@ -97,5 +106,21 @@ impl DeploymentController {
                 .await?;
         }
         Ok(Action::done())
+    }
+
+    /// `ScalingReplicaSet`, as `describe deployment` lists the rollout.
+    fn scaled(&self, d: &Deployment, rs: &ReplicaSet, from: i32) {
+        let to = rollout::spec_replicas(rs);
+        if to == from {
+            return;
+        }
+        let direction = if to > from { "up" } else { "down" };
+        let name = rs.metadata.name.as_deref().unwrap_or_default();
+        self.events.record(
+            d,
+            EventType::Normal,
+            "ScalingReplicaSet",
+            format!("Scaled {direction} replica set {name} from {from} to {to}"),
+        );
     }
 }

@@ -54,7 +54,22 @@ pub fn plan_deployment(
                 rs.metadata.name.clone(),
             )
         })
-        .map(|rs| (*rs).clone());
+        .map(|rs| (*rs).clone())
+        .or_else(|| {
+            // The ReplicaSet named for this template's hash is this
+            // template's, even if defaulting made the stored copies differ
+            // (otherwise every reconcile would count a false collision).
+            let collision = d.status.as_ref().and_then(|s| s.collision_count);
+            let name = format!(
+                "{}-{}",
+                d.metadata.name.as_deref().unwrap_or_default(),
+                pod_template_hash(&template, collision)
+            );
+            owned
+                .iter()
+                .find(|rs| rs.metadata.name.as_deref() == Some(name.as_str()))
+                .map(|rs| (*rs).clone())
+        });
     let mut old: Vec<ReplicaSet> = owned
         .iter()
         .filter(|rs| Some(&rs.metadata.uid) != new_rs.as_ref().map(|n| &n.metadata.uid))
@@ -134,6 +149,7 @@ pub fn plan_deployment(
         scale(d, new_rs.as_mut(), &mut old, paused, created);
     }
     if let Some(rs) = new_rs.as_mut().filter(|_| !created) {
+        copy_annotations(d, &mut rs.metadata);
         set_annotation(&mut rs.metadata, DESIRED_REPLICAS, replicas.to_string());
         set_annotation(
             &mut rs.metadata,
@@ -268,6 +284,28 @@ fn same_template(rs: &ReplicaSet, template: &PodTemplateSpec) -> bool {
     theirs == ours
 }
 
+/// Annotations a Deployment does not pass on to its ReplicaSets
+/// (`skipCopyAnnotation`): the client's own bookkeeping and the ones the
+/// controller sets per ReplicaSet.
+const NOT_COPIED: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    "deprecated.deployment.rollback.to",
+];
+
+/// `copyDeploymentAnnotationsToReplicaSet`: e.g. `kubernetes.io/change-cause`,
+/// which `rollout history` shows per revision.
+fn copy_annotations(d: &Deployment, meta: &mut ObjectMeta) {
+    for (k, v) in d.metadata.annotations.iter().flatten() {
+        if !NOT_COPIED.contains(&k.as_str()) {
+            set_annotation(meta, k, v.clone());
+        }
+    }
+}
+
 fn set_annotation(meta: &mut ObjectMeta, key: &str, value: String) {
     meta.annotations
         .get_or_insert_with(Default::default)
@@ -300,22 +338,19 @@ fn new_replica_set(
         .get_or_insert_with(Default::default)
         .insert(POD_TEMPLATE_HASH.into(), hash.into());
     let replicas = rollout::desired_replicas(d);
-    let annotations = [
-        (REVISION.to_string(), revision.to_string()),
-        (DESIRED_REPLICAS.to_string(), replicas.to_string()),
-        (MAX_REPLICAS.to_string(), (replicas + surge).to_string()),
-    ]
-    .into_iter()
-    .collect();
+    let mut metadata = ObjectMeta {
+        name: Some(name),
+        namespace: d.metadata.namespace.clone(),
+        labels,
+        owner_references: Some(vec![controller_reference(d)]),
+        ..Default::default()
+    };
+    copy_annotations(d, &mut metadata);
+    set_annotation(&mut metadata, REVISION, revision.to_string());
+    set_annotation(&mut metadata, DESIRED_REPLICAS, replicas.to_string());
+    set_annotation(&mut metadata, MAX_REPLICAS, (replicas + surge).to_string());
     ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: d.metadata.namespace.clone(),
-            labels,
-            annotations: Some(annotations),
-            owner_references: Some(vec![controller_reference(d)]),
-            ..Default::default()
-        },
+        metadata,
         spec: Some(ReplicaSetSpec {
             replicas: Some(0),
             min_ready_seconds: spec.min_ready_seconds,

@@ -334,3 +334,40 @@ fn old_revisions_beyond_the_history_limit_are_deleted() {
     assert_eq!(world.rs.len(), 3, "current + 2 old: {kept:?}");
     assert!(kept.contains(&4) && kept.contains(&3) && kept.contains(&2));
 }
+
+#[test]
+fn change_cause_is_copied_but_client_bookkeeping_is_not() {
+    let mut d = deployment(1, "nginx");
+    d.metadata.annotations = Some(
+        [
+            ("kubernetes.io/change-cause".to_string(), "v1".to_string()),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "{}".to_string(),
+            ),
+            (REVISION.to_string(), "7".to_string()),
+        ]
+        .into(),
+    );
+    let plan = plan_deployment(&d, &[], now());
+    let annotations = plan.create.unwrap().metadata.annotations.unwrap();
+    assert_eq!(annotations["kubernetes.io/change-cause"], "v1");
+    assert_eq!(annotations[REVISION], "1");
+    assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+}
+
+#[test]
+fn the_hash_named_replica_set_is_found_even_if_defaulting_changed_it() {
+    let d = deployment(2, "nginx");
+    let mut world = World::new();
+    world.apply(&plan_deployment(&d, &[], now()));
+    // The stored template gained a defaulted field.
+    let spec = world.rs[0].spec.as_mut().unwrap();
+    let pod = spec.template.as_mut().unwrap().spec.as_mut().unwrap();
+    pod.restart_policy = Some("Always".into());
+    world.pods_come_up();
+    let plan = plan_deployment(&d, &world.refs(), now());
+    assert!(plan.create.is_none());
+    assert_eq!(plan.status.collision_count, None);
+    assert_eq!(plan.status.updated_replicas, Some(2));
+}

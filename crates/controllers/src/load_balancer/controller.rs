@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{plan_load_balancers, AddressPool, StatusChange, IP_MODE};
 use crate::caches::{all_synced, Caches};
+use crate::events::{EventRecorder, EventType};
 use crate::runtime::{run_worker, Action, Change, TypedApi, WorkQueue};
 use crate::ControllerError;
 
@@ -27,6 +28,7 @@ pub struct LoadBalancerController {
     pool: AddressPool,
     services: TypedApi<Service>,
     queue: Arc<WorkQueue<AllServices>>,
+    events: EventRecorder,
 }
 
 impl LoadBalancerController {
@@ -44,6 +46,7 @@ impl LoadBalancerController {
             pool,
             services: caches.services_api(client),
             queue,
+            events: EventRecorder::new(client, "service-controller"),
         }
     }
 
@@ -82,10 +85,25 @@ impl LoadBalancerController {
                 }]
             }),
         };
+        if change.address.is_some() {
+            self.events.record(
+                &*svc,
+                EventType::Normal,
+                "EnsuringLoadBalancer",
+                "Ensuring load balancer".into(),
+            );
+        }
         self.services
             .write_status(&svc, |s| {
                 s.status.get_or_insert_with(Default::default).load_balancer = Some(status.clone());
             })
-            .await
+            .await?;
+        let (reason, message) = match change.address {
+            Some(_) => ("EnsuredLoadBalancer", "Ensured load balancer"),
+            None => ("DeletedLoadBalancer", "Deleted load balancer"),
+        };
+        self.events
+            .record(&*svc, EventType::Normal, reason, message.into());
+        Ok(())
     }
 }

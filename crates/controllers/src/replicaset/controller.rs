@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::plan_replica_set;
 use crate::caches::{all_synced, Caches};
+use crate::events::{EventRecorder, EventType};
 use crate::names::generate_name;
 use crate::owners::controller_of;
 use crate::runtime::{run_worker, Action, Change, ObjectRef, TypedApi, WorkQueue};
@@ -23,6 +24,7 @@ pub struct ReplicaSetController {
     replica_sets: TypedApi<ReplicaSet>,
     pods: TypedApi<Pod>,
     queue: Arc<WorkQueue<ObjectRef>>,
+    events: EventRecorder,
 }
 
 impl ReplicaSetController {
@@ -52,6 +54,7 @@ impl ReplicaSetController {
             replica_sets: caches.replica_sets_api(client),
             pods: caches.pods_api(client),
             queue,
+            events: EventRecorder::new(client, "replicaset-controller"),
         }
     }
 
@@ -74,13 +77,22 @@ impl ReplicaSetController {
         let pods: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
         let plan = plan_replica_set(&rs, &pods, jiff::Timestamp::now(), &mut generate_name);
 
-        let creates = plan.create.iter().map(|pod| self.create_pod(pod));
+        let creates = plan.create.iter().map(|pod| self.create_pod(&rs, pod));
         let doomed: Vec<ObjectRef> = plan
             .delete
             .iter()
             .map(|name| ObjectRef::new(&key.namespace, name))
             .collect();
-        let deletes = doomed.iter().map(|r| self.pods.delete(r));
+        let deletes = doomed.iter().map(|r| async {
+            self.pods.delete(r).await?;
+            self.events.record(
+                &*rs,
+                EventType::Normal,
+                "SuccessfulDelete",
+                format!("Deleted pod: {}", r.name),
+            );
+            Ok::<(), ControllerError>(())
+        });
         let (created, deleted) = futures::join!(join_all(creates), join_all(deletes));
         if !plan.create.is_empty() || !plan.delete.is_empty() {
             tracing::debug!(
@@ -105,14 +117,31 @@ impl ReplicaSetController {
         })
     }
 
-    async fn create_pod(&self, pod: &Pod) -> Result<(), ControllerError> {
+    async fn create_pod(&self, rs: &ReplicaSet, pod: &Pod) -> Result<(), ControllerError> {
         let mut pod = pod.clone();
         let prefix = pod.metadata.generate_name.clone().unwrap_or_default();
         for _ in 0..NAME_ATTEMPTS {
             match self.pods.create(&pod).await {
-                Ok(_) => return Ok(()),
+                Ok(created) => {
+                    let name = created.metadata.name.unwrap_or_default();
+                    self.events.record(
+                        rs,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("Created pod: {name}"),
+                    );
+                    return Ok(());
+                }
                 Err(e) if e.is_already_exists() => pod.metadata.name = Some(generate_name(&prefix)),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.events.record(
+                        rs,
+                        EventType::Warning,
+                        "FailedCreate",
+                        format!("Error creating: {e}"),
+                    );
+                    return Err(e);
+                }
             }
         }
         Ok(())

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{needs_scheduling, node_load, plan_placement, scheduled_condition, Placement};
 use crate::caches::{all_synced, Caches};
+use crate::events::{EventRecorder, EventType};
 use crate::runtime::{run_worker, Action, Cache, Change, ObjectRef, TypedApi, WorkQueue};
 use crate::ControllerError;
 
@@ -21,6 +22,7 @@ pub struct Scheduler {
     /// Pods bound by us that the cache does not show bound yet (uid ->
     /// node): counted in the nodes' load so a burst of Pods spreads.
     assumed: Mutex<HashMap<String, String>>,
+    events: EventRecorder,
 }
 
 impl Scheduler {
@@ -49,6 +51,7 @@ impl Scheduler {
             nodes: caches.nodes.clone(),
             queue,
             assumed: Mutex::new(HashMap::new()),
+            events: EventRecorder::new(client, super::plan::DEFAULT_SCHEDULER),
         }
     }
 
@@ -95,6 +98,14 @@ impl Scheduler {
         };
 
         if let Some(conditions) = scheduled_condition(&pod, &placement, jiff::Timestamp::now()) {
+            if let Placement::Unschedulable(message) = &placement {
+                self.events.record(
+                    &*pod,
+                    EventType::Warning,
+                    "FailedScheduling",
+                    message.clone(),
+                );
+            }
             // Written before the binding, so the kubelet finds the Pod
             // already marked scheduled when it first sees it.
             self.pods
@@ -110,6 +121,12 @@ impl Scheduler {
         };
         match self.bind(&key, &node).await {
             Ok(()) => {
+                self.events.record(
+                    &*pod,
+                    EventType::Normal,
+                    "Scheduled",
+                    format!("Successfully assigned {key} to {node}"),
+                );
                 self.assumed.lock().unwrap().insert(uid, node);
                 Ok(Action::done())
             }

@@ -96,7 +96,10 @@ async fn apply_one(ctx: &Context, m: &Manifest) -> Result<String, CtlError> {
     let res = resource_of(m)?;
     let mut obj = m.object.clone();
     let ns = place_in_namespace(ctx, res, &mut obj)?;
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let info = info_string(res, &name, ns.as_deref());
     if name.is_empty() {
         return Err(CtlError::msg(format!(
@@ -112,7 +115,8 @@ async fn apply_one(ctx: &Context, m: &Manifest) -> Result<String, CtlError> {
             Ok(live) => Some(live),
             Err(e) if e.is_not_found() => None,
             Err(e) => {
-                let verb = format!("retrieving current configuration of:\n{info}\nfrom server for:");
+                let verb =
+                    format!("retrieving current configuration of:\n{info}\nfrom server for:");
                 return Err(CtlError::from_client(e, Some((&verb, &m.source))));
             }
         };
@@ -183,7 +187,12 @@ mod tests {
     fn namespace_defaults_and_conflicts() {
         let svc = &api::registry::SERVICES;
         let mut obj = json!({"metadata": {"name": "web"}});
-        assert_eq!(place_in_namespace(&ctx(None), svc, &mut obj).unwrap().as_deref(), Some("default"));
+        assert_eq!(
+            place_in_namespace(&ctx(None), svc, &mut obj)
+                .unwrap()
+                .as_deref(),
+            Some("default")
+        );
         assert_eq!(obj["metadata"]["namespace"], "default");
         let mut obj = json!({"metadata": {"name": "web", "namespace": "prod"}});
         let err = place_in_namespace(&ctx(Some("dev")), svc, &mut obj).unwrap_err();

@@ -36,7 +36,11 @@ pub async fn run(ctx: &Context, args: CreateArgs) -> Vec<CtlError> {
     match args.what {
         Some(CreateWhat::Namespace { name }) => {
             let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            match ctx.client.create(&api::registry::NAMESPACES, None, &ns).await {
+            match ctx
+                .client
+                .create(&api::registry::NAMESPACES, None, &ns)
+                .await
+            {
                 Ok(_) => {
                     println!("namespace/{name} created");
                     Vec::new()
@@ -74,7 +78,10 @@ async fn create_from_files(ctx: &Context, args: &CreateArgs) -> Vec<CtlError> {
         if args.save_config {
             obj = with_last_applied(&obj);
         }
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         match ctx.client.create(res, ns.as_deref(), &obj).await {
             Ok(_) => println!("{}/{name} created", kind_name(res)),
             Err(e) => {

@@ -75,15 +75,26 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> Vec<CtlError> {
     for v in &victims {
         let result = if grace >= 0 {
             ctx.client
-                .delete_with(v.res, v.namespace.as_deref(), &v.name, &json!({"gracePeriodSeconds": grace}))
+                .delete_with(
+                    v.res,
+                    v.namespace.as_deref(),
+                    &v.name,
+                    &json!({"gracePeriodSeconds": grace}),
+                )
                 .await
         } else {
-            ctx.client.delete(v.res, v.namespace.as_deref(), &v.name).await
+            ctx.client
+                .delete(v.res, v.namespace.as_deref(), &v.name)
+                .await
         };
         match result {
             Ok(answer) => {
                 found += 1;
-                let op = if grace == 0 { "force deleted" } else { "deleted" };
+                let op = if grace == 0 {
+                    "force deleted"
+                } else {
+                    "deleted"
+                };
                 println!("{} \"{}\" {op}", kind_name(v.res), v.name);
                 deleted.push((v, uid_of(&answer)));
             }
@@ -109,7 +120,10 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> Vec<CtlError> {
     errors
 }
 
-async fn victims(ctx: &Context, args: &DeleteArgs) -> Result<(Vec<Victim>, Vec<CtlError>), CtlError> {
+async fn victims(
+    ctx: &Context,
+    args: &DeleteArgs,
+) -> Result<(Vec<Victim>, Vec<CtlError>), CtlError> {
     if !args.filenames.is_empty() {
         let (objects, mut errors) = manifest::read_all(&args.filenames, args.recursive);
         let mut out = Vec::new();
@@ -126,7 +140,10 @@ async fn victims(ctx: &Context, args: &DeleteArgs) -> Result<(Vec<Victim>, Vec<C
             out.push(Victim {
                 res,
                 namespace,
-                name: obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                name: obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 source: Some(m.source.clone()),
             });
         }
@@ -154,7 +171,11 @@ async fn victims(ctx: &Context, args: &DeleteArgs) -> Result<(Vec<Victim>, Vec<C
                         "resource(s) were provided, but no name was specified",
                     ));
                 }
-                let list_ns = if args.all_namespaces { None } else { namespace.as_deref() };
+                let list_ns = if args.all_namespaces {
+                    None
+                } else {
+                    namespace.as_deref()
+                };
                 let params = ListParams {
                     label_selector: args.selector.clone(),
                     field_selector: None,
@@ -164,7 +185,10 @@ async fn victims(ctx: &Context, args: &DeleteArgs) -> Result<(Vec<Victim>, Vec<C
                     out.push(Victim {
                         res: t.res,
                         namespace: item["metadata"]["namespace"].as_str().map(str::to_string),
-                        name: item["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                        name: item["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
                         source: None,
                     });
                 }

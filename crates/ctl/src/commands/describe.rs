@@ -32,6 +32,7 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> Vec<CtlError> {
     };
     let mut errors = Vec::new();
     let mut first = true;
+    let mut found = 0;
     for t in targets {
         let ns = (t.res.namespaced && !args.all_namespaces).then(|| ctx.namespace.clone());
         let objects = match find(ctx, t.res, ns.as_deref(), t.name.as_deref(), &args).await {
@@ -43,6 +44,7 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> Vec<CtlError> {
             }
         };
         for obj in objects {
+            found += 1;
             match describe_one(ctx, t.res, &obj, args.show_events).await {
                 Ok(text) => {
                     if first {
@@ -54,6 +56,13 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> Vec<CtlError> {
                 }
                 Err(e) => errors.push(e),
             }
+        }
+    }
+    if found == 0 && errors.is_empty() {
+        if args.all_namespaces {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {} namespace.", ctx.namespace);
         }
     }
     errors
@@ -79,7 +88,11 @@ async fn find(
                 let list = ctx.client.list(res, ns, &params).await?;
                 let matches: Vec<Value> = items(&list)
                     .into_iter()
-                    .filter(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name)))
+                    .filter(|o| {
+                        o["metadata"]["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with(name))
+                    })
                     .collect();
                 if matches.is_empty() {
                     return Err(e.into());
@@ -90,14 +103,7 @@ async fn find(
         }
     }
     let list = ctx.client.list(res, ns, &params).await?;
-    let all = items(&list);
-    if all.is_empty() {
-        return Err(CtlError::msg(match ns {
-            Some(ns) => format!("No resources found in {ns} namespace."),
-            None => "No resources found".to_string(),
-        }));
-    }
-    Ok(all)
+    Ok(items(&list))
 }
 
 fn items(list: &Value) -> Vec<Value> {
@@ -113,7 +119,12 @@ async fn describe_one(
     let now = jiff::Timestamp::now();
     let ns = obj["metadata"]["namespace"].as_str();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    let events = if show_events { events_for(ctx, res, obj).await } else { None };
+    // kubectl's namespace describer shows no events.
+    let events = if show_events && res.kind != "Namespace" {
+        events_for(ctx, res, obj).await
+    } else {
+        None
+    };
     let events = events.as_deref();
     let text = match res.kind {
         "Service" => {
@@ -127,6 +138,12 @@ async fn describe_one(
         }
         "Pod" => describe::describe_pod(&typed(obj.clone())?, events, now),
         "Endpoints" => describe::describe_endpoints(&typed(obj.clone())?, events, now),
+        "EndpointSlice" => describe::describe_endpoint_slice(&typed(obj.clone())?, events, now),
+        "Namespace" => describe::describe_namespace(&typed(obj.clone())?),
+        "ReplicaSet" => {
+            let counts = pod_counts(ctx, obj).await;
+            describe::describe_replica_set(&typed(obj.clone())?, counts, events, now)
+        }
         "Deployment" => {
             let (old, new) = replica_sets_of(ctx, obj).await;
             describe::describe_deployment(&typed(obj.clone())?, &old, &new, events, now)
@@ -146,7 +163,10 @@ async fn events_for(
     let meta = &obj["metadata"];
     let mut selector = vec![
         format!("involvedObject.kind={}", res.kind),
-        format!("involvedObject.name={}", meta["name"].as_str().unwrap_or_default()),
+        format!(
+            "involvedObject.name={}",
+            meta["name"].as_str().unwrap_or_default()
+        ),
     ];
     if let Some(ns) = meta["namespace"].as_str() {
         selector.push(format!("involvedObject.namespace={ns}"));
@@ -156,7 +176,11 @@ async fn events_for(
     }
     let ns = meta["namespace"].as_str();
     ctx.client
-        .list_as(&registry::EVENTS, ns, &ListParams::fields(selector.join(",")))
+        .list_as(
+            &registry::EVENTS,
+            ns,
+            &ListParams::fields(selector.join(",")),
+        )
         .await
         .ok()
 }
@@ -199,6 +223,48 @@ async fn replica_sets_of(
         }
     }
     (old, new)
+}
+
+/// Phases of the pods the ReplicaSet controls.
+async fn pod_counts(ctx: &Context, rs: &Value) -> describe::PodCounts {
+    let ns = rs["metadata"]["namespace"].as_str();
+    let uid = rs["metadata"]["uid"].as_str().unwrap_or_default();
+    let selector = rs["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let mut counts = describe::PodCounts::default();
+    let Ok(list) = ctx
+        .client
+        .list(&registry::PODS, ns, &ListParams::labels(selector))
+        .await
+    else {
+        return counts;
+    };
+    for pod in items(&list) {
+        let controlled = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| {
+                refs.iter()
+                    .any(|r| r["uid"] == uid && r["controller"] == true)
+            });
+        if !controlled {
+            continue;
+        }
+        match pod["status"]["phase"].as_str().unwrap_or_default() {
+            "Running" => counts.running += 1,
+            "Pending" => counts.waiting += 1,
+            "Succeeded" => counts.succeeded += 1,
+            "Failed" => counts.failed += 1,
+            _ => {}
+        }
+    }
+    counts
 }
 
 /// A pod template without the `pod-template-hash` label the ReplicaSet

@@ -45,7 +45,10 @@ async fn exec(ctx: &Context, args: &ExecArgs) -> Result<(), CtlError> {
     let container = choose_container(&pod, args.container.as_deref())?;
     let tty = effective_tty(args.stdin, args.tty);
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let path = format!("{}/exec", registry::PODS.path(Some(&ctx.namespace), Some(name)));
+    let path = format!(
+        "{}/exec",
+        registry::PODS.path(Some(&ctx.namespace), Some(name))
+    );
     let url = reqwest::Url::parse_with_params(
         &ctx.client.url(&path),
         stream_query(&args.command, &container, args.stdin, tty),

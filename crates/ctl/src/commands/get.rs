@@ -193,7 +193,8 @@ async fn print_tables(
     let (text, written) = render_get(&tables, &opts, args.all_namespaces);
     print!("{text}");
     if !written && errors.is_empty() && !args.ignore_not_found {
-        let all_namespaced = !args.all_namespaces && requests.iter().all(|r| r.target.res.namespaced);
+        let all_namespaced =
+            !args.all_namespaces && requests.iter().all(|r| r.target.res.namespaced);
         if all_namespaced {
             eprintln!("No resources found in {} namespace.", ctx.namespace);
         } else {
@@ -357,7 +358,12 @@ async fn watch(
     let mut w = TabWriter::for_tables();
     let table = match ctx
         .client
-        .get_table(res, ns.as_deref(), first.target.name.as_deref(), &ListParams::default())
+        .get_table(
+            res,
+            ns.as_deref(),
+            first.target.name.as_deref(),
+            &ListParams::default(),
+        )
         .await
     {
         Ok(t) => t,
@@ -459,7 +465,10 @@ fn status_error(status: &Value) -> CtlError {
     CtlError::from(client::ClientError::Status {
         code: status["code"].as_u64().unwrap_or(500) as u16,
         reason: status["reason"].as_str().unwrap_or_default().to_string(),
-        message: status["message"].as_str().unwrap_or("watch error").to_string(),
+        message: status["message"]
+            .as_str()
+            .unwrap_or("watch error")
+            .to_string(),
         body: status.clone(),
     })
 }

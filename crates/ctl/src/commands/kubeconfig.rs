@@ -25,7 +25,9 @@ pub async fn run(global: &GlobalOptions, args: KubeconfigArgs) -> Vec<CtlError> 
         return Vec::new();
     }
     let Some(path) = kubeconfig_path() else {
-        return vec![CtlError::msg("cannot find a kubeconfig location: set KUBECONFIG or HOME")];
+        return vec![CtlError::msg(
+            "cannot find a kubeconfig location: set KUBECONFIG or HOME",
+        )];
     };
     match write_merged(&path, &config) {
         Ok(()) => {
@@ -84,9 +86,14 @@ pub fn merge(existing: &Value, ours: &Value) -> Value {
 
 fn write_merged(path: &std::path::Path, ours: &Value) -> Result<(), CtlError> {
     let existing = match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => crate::manifest::yaml_to_json(&text).map_err(|e| {
-            CtlError::msg(format!("error loading config file \"{}\": {e}", path.display()))
-        })?,
+        Ok(text) if !text.trim().is_empty() => {
+            crate::manifest::yaml_to_json(&text).map_err(|e| {
+                CtlError::msg(format!(
+                    "error loading config file \"{}\": {e}",
+                    path.display()
+                ))
+            })?
+        }
         _ => Value::Null,
     };
     let merged = merge(&existing, ours);

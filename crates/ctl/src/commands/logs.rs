@@ -71,12 +71,19 @@ async fn stream_logs(ctx: &Context, args: &LogsArgs) -> Result<(), CtlError> {
     if let Some(b) = args.limit_bytes {
         query.push(("limitBytes", b.to_string()));
     }
-    let path = format!("{}/log", registry::PODS.path(Some(&ctx.namespace), Some(name)));
+    let path = format!(
+        "{}/log",
+        registry::PODS.path(Some(&ctx.namespace), Some(name))
+    );
     print_stream(ctx, &path, &query).await
 }
 
 /// GET a streamed plain-text body and copy it to stdout as it arrives.
-pub(crate) async fn print_stream(ctx: &Context, path: &str, query: &[(&str, String)]) -> Result<(), CtlError> {
+pub(crate) async fn print_stream(
+    ctx: &Context,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<(), CtlError> {
     let resp = ctx
         .client
         .http()
@@ -89,7 +96,8 @@ pub(crate) async fn print_stream(ctx: &Context, path: &str, query: &[(&str, Stri
     let mut body = resp.bytes_stream();
     let mut out = std::io::stdout();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| CtlError::msg(format!("error reading the log stream: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| CtlError::msg(format!("error reading the log stream: {e}")))?;
         if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
             break; // stdout closed (e.g. `| head`)
         }
@@ -137,7 +145,10 @@ pub(crate) async fn resolve_pod(ctx: &Context, arg: &str) -> Result<Value, CtlEr
     pods.sort_by_key(|p| {
         (
             p["status"]["phase"] != "Running",
-            p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     });
     if pods.len() > 1 {
@@ -162,7 +173,8 @@ pub(crate) fn choose_container(pod: &Value, requested: Option<&str>) -> Result<S
         .flatten()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    let annotated = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str();
+    let annotated =
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str();
     if let Some(a) = annotated.filter(|a| names.contains(a)) {
         return Ok(a.to_string());
     }
@@ -170,7 +182,10 @@ pub(crate) fn choose_container(pod: &Value, requested: Option<&str>) -> Result<S
         .first()
         .ok_or_else(|| CtlError::msg("the pod has no containers"))?;
     if names.len() > 1 {
-        eprintln!("Defaulted container \"{first}\" out of: {}", names.join(", "));
+        eprintln!(
+            "Defaulted container \"{first}\" out of: {}",
+            names.join(", ")
+        );
     }
     Ok(first.to_string())
 }

@@ -156,3 +156,62 @@ where
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        global: GlobalOptions,
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn parse(line: &str) -> Cli {
+        Cli::try_parse_from(std::iter::once("minik8s").chain(line.split_whitespace()))
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_every_command_of_the_walkthrough() {
+        for line in [
+            "apply -f examples/web-deploy.yaml",
+            "get pods --show-labels",
+            "get endpoints web",
+            "get endpointslices -l kubernetes.io/service-name=web",
+            "get svc",
+            "get svc web",
+            "run tmp --rm -it --image=curlimages/curl -- sh",
+            "logs web-abc-123",
+            "delete -f web-svc.yaml",
+            "delete deploy web",
+            "get svc,deploy,pods",
+            "service web --url",
+            "-n kube-system get svc -o wide",
+            "exec -it web-1 -c nginx -- sh -c ls",
+            "scale deploy web --replicas 5",
+            "create namespace dev",
+            "describe svc web",
+            "kubeconfig --write",
+        ] {
+            parse(line);
+        }
+        let cli = parse("get svc -n kube-system --server http://127.0.0.1:7443");
+        assert_eq!(cli.global.namespace(), "kube-system");
+        assert_eq!(cli.global.server, "http://127.0.0.1:7443");
+        let Command::Exec(e) = parse("exec web-1 -- sh -c 'echo hi'").command else {
+            panic!()
+        };
+        assert_eq!(e.pod, "web-1");
+        assert_eq!(e.command[0], "sh");
+        assert_eq!(e.command[1], "-c");
+    }
+}

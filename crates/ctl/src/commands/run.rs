@@ -60,7 +60,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Vec<CtlError> {
 /// The Pod kubectl's run generator makes.
 pub fn build_pod(args: &RunArgs) -> Result<Value, CtlError> {
     if !matches!(args.restart.as_str(), "Always" | "OnFailure" | "Never") {
-        return Err(CtlError::msg(format!("invalid restart policy: {}", args.restart)));
+        return Err(CtlError::msg(format!(
+            "invalid restart policy: {}",
+            args.restart
+        )));
     }
     let mut labels = Map::new();
     match &args.labels {
@@ -122,11 +125,15 @@ pub fn build_pod(args: &RunArgs) -> Result<Value, CtlError> {
 
 async fn run_pod(ctx: &Context, args: &RunArgs) -> Result<(), CtlError> {
     if args.tty && !args.stdin {
-        return Err(CtlError::msg("-i/--stdin is required for containers with -t/--tty=true"));
+        return Err(CtlError::msg(
+            "-i/--stdin is required for containers with -t/--tty=true",
+        ));
     }
     let attach = args.stdin;
     if args.rm && !attach {
-        return Err(CtlError::msg("--rm should only be used for attached containers"));
+        return Err(CtlError::msg(
+            "--rm should only be used for attached containers",
+        ));
     }
     let pod = build_pod(args)?;
     let ns = ctx.namespace.as_str();
@@ -151,7 +158,12 @@ async fn run_pod(ctx: &Context, args: &RunArgs) -> Result<(), CtlError> {
 
 async fn attach_to(ctx: &Context, args: &RunArgs) -> Result<(), CtlError> {
     let ns = ctx.namespace.as_str();
-    let pod = wait_running(ctx, &args.name, Duration::from_secs(args.pod_running_timeout)).await?;
+    let pod = wait_running(
+        ctx,
+        &args.name,
+        Duration::from_secs(args.pod_running_timeout),
+    )
+    .await?;
     let phase = pod["status"]["phase"].as_str().unwrap_or_default();
     let log_path = format!("{}/log", PODS.path(Some(ns), Some(&args.name)));
     let container_query = vec![("container", args.name.clone())];
@@ -207,14 +219,25 @@ async fn wait_running(ctx: &Context, name: &str, timeout: Duration) -> Result<Va
         }
         // An image that cannot be pulled never starts: say so now.
         for cs in status["containerStatuses"].as_array().into_iter().flatten() {
-            let reason = cs["state"]["waiting"]["reason"].as_str().unwrap_or_default();
-            if matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") {
-                let msg = cs["state"]["waiting"]["message"].as_str().unwrap_or_default();
+            let reason = cs["state"]["waiting"]["reason"]
+                .as_str()
+                .unwrap_or_default();
+            if matches!(
+                reason,
+                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+            ) {
+                let msg = cs["state"]["waiting"]["message"]
+                    .as_str()
+                    .unwrap_or_default();
                 return Err(CtlError::msg(format!(
                     "pod {}/{name}: container {:?} cannot start: {reason}{}",
                     ctx.namespace,
                     cs["name"].as_str().unwrap_or_default(),
-                    if msg.is_empty() { String::new() } else { format!(" ({msg})") }
+                    if msg.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({msg})")
+                    }
                 )));
             }
         }
@@ -271,15 +294,31 @@ mod tests {
     #[test]
     fn command_flag_labels_env_and_port() {
         let args = parse(&[
-            "web", "--image=nginx", "-l", "app=web,tier=front", "--env", "A=1", "--port", "80",
-            "--restart", "Never", "--command", "--", "nginx", "-g", "daemon off;",
+            "web",
+            "--image=nginx",
+            "-l",
+            "app=web,tier=front",
+            "--env",
+            "A=1",
+            "--port",
+            "80",
+            "--restart",
+            "Never",
+            "--command",
+            "--",
+            "nginx",
+            "-g",
+            "daemon off;",
         ]);
         let pod = build_pod(&args).unwrap();
         let c = &pod["spec"]["containers"][0];
         assert_eq!(c["command"], json!(["nginx", "-g", "daemon off;"]));
         assert_eq!(c["env"], json!([{"name": "A", "value": "1"}]));
         assert_eq!(c["ports"], json!([{"containerPort": 80}]));
-        assert_eq!(pod["metadata"]["labels"], json!({"app": "web", "tier": "front"}));
+        assert_eq!(
+            pod["metadata"]["labels"],
+            json!({"app": "web", "tier": "front"})
+        );
         assert_eq!(pod["spec"]["restartPolicy"], "Never");
         assert!(build_pod(&parse(&["x", "--image=i", "--restart=Sometimes"])).is_err());
     }

@@ -22,12 +22,16 @@ pub async fn run(ctx: &Context, args: ScaleArgs) -> Vec<CtlError> {
         Err(e) => return vec![e],
     };
     if args.replicas < 0 {
-        return vec![CtlError::msg("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")];
+        return vec![CtlError::msg(
+            "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0",
+        )];
     }
     let mut errors = Vec::new();
     for t in targets {
         let Some(name) = t.name else {
-            errors.push(CtlError::msg("resource(s) were provided, but no name was specified"));
+            errors.push(CtlError::msg(
+                "resource(s) were provided, but no name was specified",
+            ));
             continue;
         };
         if !t.res.subresources.contains(&"scale") {
@@ -40,7 +44,11 @@ pub async fn run(ctx: &Context, args: ScaleArgs) -> Vec<CtlError> {
         let ns = t.res.namespaced.then_some(ctx.namespace.as_str());
         let path = format!("{}/scale", t.res.path(ns, Some(&name)));
         let patch = json!({"spec": {"replicas": args.replicas}});
-        match ctx.client.patch_path(&path, PatchType::Merge, &patch, &[]).await {
+        match ctx
+            .client
+            .patch_path(&path, PatchType::Merge, &patch, &[])
+            .await
+        {
             Ok(_) => println!("{}/{name} scaled", kind_name(t.res)),
             Err(e) => {
                 let e = CtlError::from(e);

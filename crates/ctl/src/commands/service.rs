@@ -31,8 +31,14 @@ pub async fn run(ctx: &Context, args: ServiceArgs) -> Vec<CtlError> {
 }
 
 async fn urls(ctx: &Context, name: &str) -> Result<Vec<String>, CtlError> {
-    let svc = ctx.client.get(&SERVICES, Some(&ctx.namespace), name).await?;
-    let nodes = ctx.client.list(&NODES, None, &ListParams::default()).await?;
+    let svc = ctx
+        .client
+        .get(&SERVICES, Some(&ctx.namespace), name)
+        .await?;
+    let nodes = ctx
+        .client
+        .list(&NODES, None, &ListParams::default())
+        .await?;
     let node_ip = node_internal_ip(&nodes);
     service_urls(&svc, node_ip.as_deref(), &ctx.namespace)
 }
@@ -40,7 +46,12 @@ async fn urls(ctx: &Context, name: &str) -> Result<Vec<String>, CtlError> {
 /// The InternalIP of the first node (by name).
 pub fn node_internal_ip(nodes: &Value) -> Option<String> {
     let mut items: Vec<&Value> = nodes["items"].as_array()?.iter().collect();
-    items.sort_by_key(|n| n["metadata"]["name"].as_str().unwrap_or_default().to_string());
+    items.sort_by_key(|n| {
+        n["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
     items.iter().find_map(|n| {
         n["status"]["addresses"]
             .as_array()?
@@ -53,22 +64,35 @@ pub fn node_internal_ip(nodes: &Value) -> Option<String> {
 
 /// `http://<NodeIP>:<nodePort>` per port, then `http://<ingress>:<port>`
 /// per LoadBalancer address and port.
-pub fn service_urls(svc: &Value, node_ip: Option<&str>, namespace: &str) -> Result<Vec<String>, CtlError> {
+pub fn service_urls(
+    svc: &Value,
+    node_ip: Option<&str>,
+    namespace: &str,
+) -> Result<Vec<String>, CtlError> {
     let name = svc["metadata"]["name"].as_str().unwrap_or_default();
     let ports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
-    let node_ports: Vec<u64> = ports.iter().filter_map(|p| p["nodePort"].as_u64()).filter(|p| *p > 0).collect();
+    let node_ports: Vec<u64> = ports
+        .iter()
+        .filter_map(|p| p["nodePort"].as_u64())
+        .filter(|p| *p > 0)
+        .collect();
     if node_ports.is_empty() {
         let kind = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
         return Err(CtlError::msg(format!(
             "service {namespace}/{name} has no node port (type {kind}); change its type to NodePort or LoadBalancer to reach it from this host"
         )));
     }
-    let node_ip = node_ip.ok_or_else(|| CtlError::msg("no node with an InternalIP address is registered"))?;
+    let node_ip =
+        node_ip.ok_or_else(|| CtlError::msg("no node with an InternalIP address is registered"))?;
     let mut out: Vec<String> = node_ports
         .iter()
         .map(|np| format!("http://{node_ip}:{np}"))
         .collect();
-    for ingress in svc["status"]["loadBalancer"]["ingress"].as_array().into_iter().flatten() {
+    for ingress in svc["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let Some(host) = ingress["ip"].as_str().or(ingress["hostname"].as_str()) else {
             continue;
         };
@@ -104,6 +128,8 @@ mod tests {
     fn cluster_ip_has_no_node_port() {
         let svc = json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
         let e = service_urls(&svc, Some("192.168.49.2"), "default").unwrap_err();
-        assert!(e.render().starts_with("error: service default/web has no node port"));
+        assert!(e
+            .render()
+            .starts_with("error: service default/web has no node port"));
     }
 }

@@ -3,7 +3,7 @@
 use super::pod::{describe_containers, describe_tolerations, describe_volumes};
 use super::{describe_events, print_annotations, print_labels, rfc1123z, DescribeWriter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{Event, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -20,13 +20,29 @@ pub fn describe_deployment(
     let meta = &d.metadata;
     let spec = d.spec.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    w.write(0, &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()));
-    w.write(0, &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or_default()));
-    let created = meta.creation_timestamp.as_ref().map(rfc1123z).unwrap_or_default();
+    w.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
+    );
+    w.write(
+        0,
+        &format!(
+            "Namespace:\t{}\n",
+            meta.namespace.as_deref().unwrap_or_default()
+        ),
+    );
+    let created = meta
+        .creation_timestamp
+        .as_ref()
+        .map(rfc1123z)
+        .unwrap_or_default();
     w.write(0, &format!("CreationTimestamp:\t{created}\n"));
     print_labels(&mut w, "Labels", meta.labels.as_ref());
     print_annotations(&mut w, "Annotations", meta.annotations.as_ref());
-    w.write(0, &format!("Selector:\t{}\n", selector_string(&spec.selector)));
+    w.write(
+        0,
+        &format!("Selector:\t{}\n", selector_string(&spec.selector)),
+    );
     w.write(
         0,
         &format!(
@@ -39,8 +55,20 @@ pub fn describe_deployment(
         ),
     );
     let strategy = spec.strategy.clone().unwrap_or_default();
-    w.write(0, &format!("StrategyType:\t{}\n", strategy.type_.as_deref().unwrap_or_default()));
-    w.write(0, &format!("MinReadySeconds:\t{}\n", spec.min_ready_seconds.unwrap_or(0)));
+    w.write(
+        0,
+        &format!(
+            "StrategyType:\t{}\n",
+            strategy.type_.as_deref().unwrap_or_default()
+        ),
+    );
+    w.write(
+        0,
+        &format!(
+            "MinReadySeconds:\t{}\n",
+            spec.min_ready_seconds.unwrap_or(0)
+        ),
+    );
     if let Some(ru) = &strategy.rolling_update {
         w.write(
             0,
@@ -51,31 +79,19 @@ pub fn describe_deployment(
             ),
         );
     }
-    let template = &spec.template;
-    w.write(0, "Pod Template:\n");
-    let tmeta = template.metadata.clone().unwrap_or_default();
-    print_labels(&mut w, "  Labels", tmeta.labels.as_ref());
-    if tmeta.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
-        print_annotations(&mut w, "  Annotations", tmeta.annotations.as_ref());
-    }
-    let tspec = template.spec.clone().unwrap_or_default();
-    if let Some(sa) = tspec.service_account_name.as_deref().filter(|s| !s.is_empty()) {
-        w.write(1, &format!("Service Account:\t{sa}\n"));
-    }
-    if let Some(init) = tspec.init_containers.as_ref().filter(|c| !c.is_empty()) {
-        describe_containers(&mut w, "Init Containers", init, None, "  ");
-    }
-    describe_containers(&mut w, "Containers", &tspec.containers, None, "  ");
-    describe_volumes(&mut w, tspec.volumes.as_deref(), "  ");
-    print_labels(&mut w, "  Node-Selectors", tspec.node_selector.as_ref());
-    describe_tolerations(&mut w, "  Tolerations", &tspec);
+    describe_pod_template(&mut w, Some(&spec.template));
     if let Some(conds) = status.conditions.as_ref().filter(|c| !c.is_empty()) {
         w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
         w.write(1, "----\t------\t------\n");
         for c in conds {
             w.write(
                 1,
-                &format!("{} \t{}\t{}\n", c.type_, c.status, c.reason.as_deref().unwrap_or_default()),
+                &format!(
+                    "{} \t{}\t{}\n",
+                    c.type_,
+                    c.status,
+                    c.reason.as_deref().unwrap_or_default()
+                ),
             );
         }
     }
@@ -85,6 +101,42 @@ pub fn describe_deployment(
     }
     describe_events(&mut w, events, now);
     w.finish()
+}
+
+/// kubectl's `DescribePodTemplate`.
+pub(crate) fn describe_pod_template(w: &mut DescribeWriter, template: Option<&PodTemplateSpec>) {
+    w.write(0, "Pod Template:\n");
+    let Some(template) = template else {
+        w.write(1, "<unset>");
+        return;
+    };
+    let tmeta = template.metadata.clone().unwrap_or_default();
+    print_labels(w, "  Labels", tmeta.labels.as_ref());
+    if tmeta.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
+        print_annotations(w, "  Annotations", tmeta.annotations.as_ref());
+    }
+    let tspec = template.spec.clone().unwrap_or_default();
+    if let Some(sa) = tspec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        w.write(1, &format!("Service Account:\t{sa}\n"));
+    }
+    if let Some(init) = tspec.init_containers.as_ref().filter(|c| !c.is_empty()) {
+        describe_containers(w, "Init Containers", init, None, "  ");
+    }
+    describe_containers(w, "Containers", &tspec.containers, None, "  ");
+    describe_volumes(w, tspec.volumes.as_deref(), "  ");
+    if let Some(p) = tspec
+        .priority_class_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        w.write(1, &format!("Priority Class Name:\t{p}\n"));
+    }
+    print_labels(w, "  Node-Selectors", tspec.node_selector.as_ref());
+    describe_tolerations(w, "  Tolerations", &tspec);
 }
 
 fn replica_sets(list: &[ReplicaSet]) -> String {
@@ -134,7 +186,11 @@ pub(crate) fn selector_string(sel: &LabelSelector) -> String {
     if terms.is_empty() {
         return "<none>".into();
     }
-    terms.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    terms
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

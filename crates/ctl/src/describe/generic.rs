@@ -18,7 +18,11 @@ pub fn describe_generic(obj: &Value, events: Option<&[Event]>, now: jiff::Timest
     w.write(0, &format!("Name:\t{}\n", text(&meta["name"])));
     w.write(0, &format!("Namespace:\t{}\n", text(&meta["namespace"])));
     print_labels(&mut w, "Labels", string_map(&meta["labels"]).as_ref());
-    print_annotations(&mut w, "Annotations", string_map(&meta["annotations"]).as_ref());
+    print_annotations(
+        &mut w,
+        "Annotations",
+        string_map(&meta["annotations"]).as_ref(),
+    );
     if let Some(content) = obj.as_object() {
         print_content(
             &mut w,
@@ -38,7 +42,13 @@ pub fn describe_generic(obj: &Value, events: Option<&[Event]>, now: jiff::Timest
     w.finish()
 }
 
-fn print_content(w: &mut DescribeWriter, level: usize, content: &Map<String, Value>, prefix: &str, skip: &[&str]) {
+fn print_content(
+    w: &mut DescribeWriter,
+    level: usize,
+    content: &Map<String, Value>,
+    prefix: &str,
+    skip: &[&str],
+) {
     let mut fields: Vec<&String> = content.keys().collect();
     fields.sort();
     for field in fields {
@@ -60,7 +70,10 @@ fn print_content(w: &mut DescribeWriter, level: usize, content: &Map<String, Val
                     }
                 }
             }
-            other => w.write(level, &format!("{}:\t{}\n", smart_label(field), scalar(other))),
+            other => w.write(
+                level,
+                &format!("{}:\t{}\n", smart_label(field), scalar(other)),
+            ),
         }
     }
 }

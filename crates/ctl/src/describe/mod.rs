@@ -5,13 +5,17 @@
 mod deployment;
 mod endpoints;
 mod generic;
+mod namespace;
 mod pod;
+mod replicaset;
 mod service;
 
 pub use deployment::describe_deployment;
-pub use endpoints::describe_endpoints;
+pub use endpoints::{describe_endpoint_slice, describe_endpoints};
 pub use generic::describe_generic;
+pub use namespace::describe_namespace;
 pub use pod::describe_pod;
+pub use replicaset::{describe_replica_set, PodCounts};
 pub use service::describe_service;
 
 use crate::tabwriter::TabWriter;
@@ -50,7 +54,11 @@ const MAX_ANNOTATION_LEN: usize = 140;
 /// kubectl shows every annotation but the last-applied record.
 const SKIPPED_ANNOTATIONS: &[&str] = &[crate::client_side_apply::LAST_APPLIED];
 
-pub(crate) fn print_labels(w: &mut DescribeWriter, title: &str, labels: Option<&BTreeMap<String, String>>) {
+pub(crate) fn print_labels(
+    w: &mut DescribeWriter,
+    title: &str,
+    labels: Option<&BTreeMap<String, String>>,
+) {
     w.write(0, &format!("{title}:\t"));
     let Some(labels) = labels.filter(|l| !l.is_empty()) else {
         w.write(0, "<none>\n");
@@ -87,7 +95,10 @@ pub(crate) fn print_annotations(
         if value.len() + key.len() + 2 > MAX_ANNOTATION_LEN || value.contains('\n') {
             w.write(0, &format!("{key}:\n"));
             for line in value.split('\n') {
-                w.write(0, &format!("\t  {}\n", shorten(line, MAX_ANNOTATION_LEN - 2)));
+                w.write(
+                    0,
+                    &format!("\t  {}\n", shorten(line, MAX_ANNOTATION_LEN - 2)),
+                );
             }
         } else {
             w.write(0, &format!("{key}: {value}\n"));
@@ -190,7 +201,11 @@ pub(crate) fn rfc1123z(t: &Time) -> String {
 
 /// The `Events:` section (`<none>` when the list is empty; absent when the
 /// events could not be read).
-pub(crate) fn describe_events(w: &mut DescribeWriter, events: Option<&[Event]>, now: jiff::Timestamp) {
+pub(crate) fn describe_events(
+    w: &mut DescribeWriter,
+    events: Option<&[Event]>,
+    now: jiff::Timestamp,
+) {
     let Some(events) = events else { return };
     if events.is_empty() {
         w.write(0, "Events:\t<none>\n");
@@ -234,7 +249,12 @@ pub(crate) fn describe_events(w: &mut DescribeWriter, events: Option<&[Event]>, 
             .or_else(|| e.reporting_component.clone())
             .unwrap_or_default();
         let mut message = e.message.as_deref().unwrap_or_default().trim().to_string();
-        if let Some(fp) = e.involved_object.field_path.as_deref().filter(|f| !f.is_empty()) {
+        if let Some(fp) = e
+            .involved_object
+            .field_path
+            .as_deref()
+            .filter(|f| !f.is_empty())
+        {
             message = format!("{fp}: {message}");
         }
         w.write(
@@ -274,9 +294,15 @@ mod tests {
         let labels: BTreeMap<String, String> =
             [("b".into(), "2".into()), ("a".into(), "1".into())].into();
         print_labels(&mut w, "Labels", Some(&labels));
-        let ann: BTreeMap<String, String> =
-            [(crate::client_side_apply::LAST_APPLIED.to_string(), "{}".to_string())].into();
+        let ann: BTreeMap<String, String> = [(
+            crate::client_side_apply::LAST_APPLIED.to_string(),
+            "{}".to_string(),
+        )]
+        .into();
         print_annotations(&mut w, "Annotations", Some(&ann));
-        assert_eq!(w.finish(), "Labels:       a=1\n              b=2\nAnnotations:  <none>\n");
+        assert_eq!(
+            w.finish(),
+            "Labels:       a=1\n              b=2\nAnnotations:  <none>\n"
+        );
     }
 }

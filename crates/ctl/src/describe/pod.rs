@@ -9,22 +9,42 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: jiff::Timestamp) -
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    w.write(0, &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()));
-    w.write(0, &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or_default()));
+    w.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
+    );
+    w.write(
+        0,
+        &format!(
+            "Namespace:\t{}\n",
+            meta.namespace.as_deref().unwrap_or_default()
+        ),
+    );
     if let Some(p) = spec.priority {
         w.write(0, &format!("Priority:\t{p}\n"));
     }
-    if let Some(p) = spec.priority_class_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(p) = spec
+        .priority_class_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         w.write(0, &format!("Priority Class Name:\t{p}\n"));
     }
-    if let Some(sa) = spec.service_account_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(sa) = spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         w.write(0, &format!("Service Account:\t{sa}\n"));
     }
     match spec.node_name.as_deref().filter(|s| !s.is_empty()) {
         None => w.write(0, "Node:\t<none>\n"),
         Some(node) => w.write(
             0,
-            &format!("Node:\t{node}/{}\n", status.host_ip.as_deref().unwrap_or_default()),
+            &format!(
+                "Node:\t{node}/{}\n",
+                status.host_ip.as_deref().unwrap_or_default()
+            ),
         ),
     }
     if let Some(t) = &status.start_time {
@@ -35,7 +55,10 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: jiff::Timestamp) -
     let phase = status.phase.clone().unwrap_or_default();
     match &meta.deletion_timestamp {
         Some(t) if phase != "Failed" && phase != "Succeeded" => {
-            w.write(0, &format!("Status:\tTerminating (lasts {})\n", since(Some(&t.0), now)));
+            w.write(
+                0,
+                &format!("Status:\tTerminating (lasts {})\n", since(Some(&t.0), now)),
+            );
             w.write(
                 0,
                 &format!(
@@ -52,7 +75,10 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: jiff::Timestamp) -
     if let Some(m) = status.message.as_deref().filter(|s| !s.is_empty()) {
         w.write(0, &format!("Message:\t{m}\n"));
     }
-    w.write(0, &format!("IP:\t{}\n", status.pod_ip.as_deref().unwrap_or_default()));
+    w.write(
+        0,
+        &format!("IP:\t{}\n", status.pod_ip.as_deref().unwrap_or_default()),
+    );
     match status.pod_ips.as_ref().filter(|ips| !ips.is_empty()) {
         None => w.write(0, "IPs:\t<none>\n"),
         Some(ips) => {
@@ -68,9 +94,16 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: jiff::Timestamp) -
         .flatten()
         .find(|o| o.controller == Some(true))
     {
-        w.write(0, &format!("Controlled By:\t{}/{}\n", owner.kind, owner.name));
+        w.write(
+            0,
+            &format!("Controlled By:\t{}/{}\n", owner.kind, owner.name),
+        );
     }
-    if let Some(n) = status.nominated_node_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(n) = status
+        .nominated_node_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         w.write(0, &format!("NominatedNodeName:\t{n}\n"));
     }
     if let Some(init) = spec.init_containers.as_ref().filter(|c| !c.is_empty()) {
@@ -116,40 +149,61 @@ pub(crate) fn describe_containers(
     w.write(0, &format!("{space}{label}:{none}\n"));
     let name_indent = if space.is_empty() { "" } else { " " };
     for c in containers {
-        let status = statuses
-            .into_iter()
-            .flatten()
-            .find(|s| s.name == c.name);
+        let status = statuses.into_iter().flatten().find(|s| s.name == c.name);
         w.write(1, &format!("{name_indent}{}:\n", c.name));
         if let Some(s) = status {
-            w.write(2, &format!("Container ID:\t{}\n", s.container_id.as_deref().unwrap_or_default()));
+            w.write(
+                2,
+                &format!(
+                    "Container ID:\t{}\n",
+                    s.container_id.as_deref().unwrap_or_default()
+                ),
+            );
         }
-        w.write(2, &format!("Image:\t{}\n", c.image.as_deref().unwrap_or_default()));
+        w.write(
+            2,
+            &format!("Image:\t{}\n", c.image.as_deref().unwrap_or_default()),
+        );
         if let Some(s) = status {
             w.write(2, &format!("Image ID:\t{}\n", s.image_id));
         }
         let ports = c.ports.clone().unwrap_or_default();
-        let proto = |p: &k8s_openapi::api::core::v1::ContainerPort| {
-            p.protocol.clone().unwrap_or_else(|| "TCP".into())
+        let describe_ports =
+            |port_of: &dyn Fn(&k8s_openapi::api::core::v1::ContainerPort) -> i32| {
+                ports
+                    .iter()
+                    .map(|p| {
+                        let text = format!(
+                            "{}/{}",
+                            port_of(p),
+                            p.protocol.as_deref().unwrap_or_default()
+                        );
+                        match p.name.as_deref().filter(|n| !n.is_empty()) {
+                            Some(n) => format!("{text} ({n})"),
+                            None => text,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+        let port_list = describe_ports(&|p| p.container_port);
+        let host_list = describe_ports(&|p| p.host_port.unwrap_or(0));
+        let or_none = |s: String| {
+            if s.is_empty() {
+                "<none>".to_string()
+            } else {
+                s
+            }
         };
-        let port_list: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{}/{}", p.container_port, proto(p)))
-            .collect();
-        let host_list: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{}/{}", p.host_port.unwrap_or(0), proto(p)))
-            .collect();
-        let or_none = |s: String| if s.is_empty() { "<none>".to_string() } else { s };
-        if port_list.len() > 1 {
-            w.write(2, &format!("Ports:\t{}\n", port_list.join(", ")));
+        if port_list.contains(',') {
+            w.write(2, &format!("Ports:\t{port_list}\n"));
         } else {
-            w.write(2, &format!("Port:\t{}\n", or_none(port_list.join(", "))));
+            w.write(2, &format!("Port:\t{}\n", or_none(port_list)));
         }
-        if host_list.len() > 1 {
-            w.write(2, &format!("Host Ports:\t{}\n", host_list.join(", ")));
+        if host_list.contains(',') {
+            w.write(2, &format!("Host Ports:\t{host_list}\n"));
         } else {
-            w.write(2, &format!("Host Port:\t{}\n", or_none(host_list.join(", "))));
+            w.write(2, &format!("Host Port:\t{}\n", or_none(host_list)));
         }
         if let Some(cmd) = c.command.as_ref().filter(|c| !c.is_empty()) {
             w.write(2, "Command:\n");
@@ -172,7 +226,10 @@ pub(crate) fn describe_containers(
             if let Some(last) = s.last_state.as_ref().filter(|l| l.terminated.is_some()) {
                 describe_state(w, "Last State", Some(last));
             }
-            w.write(2, &format!("Ready:\t{}\n", if s.ready { "True" } else { "False" }));
+            w.write(
+                2,
+                &format!("Ready:\t{}\n", if s.ready { "True" } else { "False" }),
+            );
             w.write(2, &format!("Restart Count:\t{}\n", s.restart_count));
         }
         if let Some(res) = &c.resources {
@@ -186,11 +243,23 @@ pub(crate) fn describe_containers(
             }
         }
         let env = c.env.clone().unwrap_or_default();
-        w.write(2, &format!("Environment:{}\n", if env.is_empty() { "\t<none>" } else { "" }));
+        w.write(
+            2,
+            &format!(
+                "Environment:{}\n",
+                if env.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
         for e in env {
             match &e.value_from {
                 None => {
-                    for (i, line) in e.value.as_deref().unwrap_or_default().split('\n').enumerate() {
+                    for (i, line) in e
+                        .value
+                        .as_deref()
+                        .unwrap_or_default()
+                        .split('\n')
+                        .enumerate()
+                    {
                         if i == 0 {
                             w.write(3, &format!("{}:\t{line}\n", e.name));
                         } else {
@@ -216,15 +285,29 @@ pub(crate) fn describe_containers(
             }
         }
         let mounts = c.volume_mounts.clone().unwrap_or_default();
-        w.write(2, &format!("Mounts:{}\n", if mounts.is_empty() { "\t<none>" } else { "" }));
+        w.write(
+            2,
+            &format!(
+                "Mounts:{}\n",
+                if mounts.is_empty() { "\t<none>" } else { "" }
+            ),
+        );
         let mut mounts = mounts;
         mounts.sort_by(|a, b| a.mount_path.cmp(&b.mount_path));
         for m in mounts {
-            let mut flags = vec![if m.read_only == Some(true) { "ro" } else { "rw" }.to_string()];
+            let mut flags = vec![if m.read_only == Some(true) {
+                "ro"
+            } else {
+                "rw"
+            }
+            .to_string()];
             if let Some(sp) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
                 flags.push(format!("path={sp:?}"));
             }
-            w.write(3, &format!("{} from {} ({})\n", m.mount_path, m.name, flags.join(",")));
+            w.write(
+                3,
+                &format!("{} from {} ({})\n", m.mount_path, m.name, flags.join(",")),
+            );
         }
     }
 }
@@ -234,17 +317,24 @@ fn describe_state(w: &mut DescribeWriter, title: &str, state: Option<&ContainerS
         t.as_ref().map(rfc1123z).unwrap_or_default()
     };
     match state {
-        Some(ContainerState { running: Some(r), .. }) => {
+        Some(ContainerState {
+            running: Some(r), ..
+        }) => {
             w.write(2, &format!("{title}:\tRunning\n"));
             w.write(3, &format!("Started:\t{}\n", time(&r.started_at)));
         }
-        Some(ContainerState { waiting: Some(wt), .. }) => {
+        Some(ContainerState {
+            waiting: Some(wt), ..
+        }) => {
             w.write(2, &format!("{title}:\tWaiting\n"));
             if let Some(r) = wt.reason.as_deref().filter(|s| !s.is_empty()) {
                 w.write(3, &format!("Reason:\t{r}\n"));
             }
         }
-        Some(ContainerState { terminated: Some(t), .. }) => {
+        Some(ContainerState {
+            terminated: Some(t),
+            ..
+        }) => {
             w.write(2, &format!("{title}:\tTerminated\n"));
             if let Some(r) = t.reason.as_deref().filter(|s| !s.is_empty()) {
                 w.write(3, &format!("Reason:\t{r}\n"));
@@ -275,11 +365,27 @@ pub(crate) fn describe_volumes(w: &mut DescribeWriter, volumes: Option<&[Volume]
         if let Some(hp) = &v.host_path {
             w.write(2, "Type:\tHostPath (bare host directory volume)\n");
             w.write(2, &format!("Path:\t{}\n", hp.path));
-            w.write(2, &format!("HostPathType:\t{}\n", hp.type_.as_deref().unwrap_or_default()));
+            w.write(
+                2,
+                &format!(
+                    "HostPathType:\t{}\n",
+                    hp.type_.as_deref().unwrap_or_default()
+                ),
+            );
         } else if let Some(ed) = &v.empty_dir {
-            w.write(2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n");
-            w.write(2, &format!("Medium:\t{}\n", ed.medium.as_deref().unwrap_or_default()));
-            let limit = ed.size_limit.as_ref().map(|q| q.0.clone()).unwrap_or_else(|| "<unset>".into());
+            w.write(
+                2,
+                "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n",
+            );
+            w.write(
+                2,
+                &format!("Medium:\t{}\n", ed.medium.as_deref().unwrap_or_default()),
+            );
+            let limit = ed
+                .size_limit
+                .as_ref()
+                .map(|q| q.0.clone())
+                .unwrap_or_else(|| "<unset>".into());
             w.write(2, &format!("SizeLimit:\t{limit}\n"));
         } else {
             w.write(1, "<unknown>\n");
@@ -326,7 +432,11 @@ fn qos_class(pod: &Pod) -> String {
     if let Some(q) = pod.status.as_ref().and_then(|s| s.qos_class.clone()) {
         return q;
     }
-    let containers = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in &containers {
@@ -362,7 +472,7 @@ mod tests {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "web-1", "namespace": "default", "labels": {"app": "web", "pod-template-hash": "abc"},
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "u", "controller": true}]},
-            "spec": {"nodeName": "minik8s-node", "containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+            "spec": {"nodeName": "minik8s-node", "containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]},
             "status": {"phase": "Running", "hostIP": "192.168.49.2", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
                        "conditions": [{"type": "Ready", "status": "True"}],
                        "containerStatuses": [{"name": "nginx", "image": "nginx", "imageID": "", "ready": true, "restartCount": 0,

@@ -14,12 +14,27 @@ pub fn describe_service(
     let mut w = DescribeWriter::new();
     let meta = &svc.metadata;
     let spec = svc.spec.clone().unwrap_or_default();
-    w.write(0, &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()));
-    w.write(0, &format!("Namespace:\t{}\n", meta.namespace.as_deref().unwrap_or_default()));
+    w.write(
+        0,
+        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
+    );
+    w.write(
+        0,
+        &format!(
+            "Namespace:\t{}\n",
+            meta.namespace.as_deref().unwrap_or_default()
+        ),
+    );
     print_labels(&mut w, "Labels", meta.labels.as_ref());
     print_annotations(&mut w, "Annotations", meta.annotations.as_ref());
-    w.write(0, &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())));
-    w.write(0, &format!("Type:\t{}\n", spec.type_.as_deref().unwrap_or_default()));
+    w.write(
+        0,
+        &format!("Selector:\t{}\n", format_labels(spec.selector.as_ref())),
+    );
+    w.write(
+        0,
+        &format!("Type:\t{}\n", spec.type_.as_deref().unwrap_or_default()),
+    );
     if let Some(p) = &spec.ip_family_policy {
         w.write(0, &format!("IP Family Policy:\t{p}\n"));
     }
@@ -27,7 +42,10 @@ pub fn describe_service(
         Some(f) => w.write(0, &format!("IP Families:\t{}\n", f.join(","))),
         None => w.write(0, "IP Families:\t<none>\n"),
     }
-    w.write(0, &format!("IP:\t{}\n", spec.cluster_ip.as_deref().unwrap_or_default()));
+    w.write(
+        0,
+        &format!("IP:\t{}\n", spec.cluster_ip.as_deref().unwrap_or_default()),
+    );
     match spec.cluster_ips.as_ref().filter(|f| !f.is_empty()) {
         Some(ips) => w.write(0, &format!("IPs:\t{}\n", ips.join(","))),
         None => w.write(0, "IPs:\t<none>\n"),
@@ -61,7 +79,11 @@ pub fn describe_service(
         w.write(0, &format!("LoadBalancer Ingress:\t{}\n", list.join(", ")));
     }
     for sp in spec.ports.iter().flatten() {
-        let name = sp.name.as_deref().filter(|n| !n.is_empty()).unwrap_or("<unset>");
+        let name = sp
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("<unset>");
         let proto = sp.protocol.as_deref().unwrap_or_default();
         w.write(0, &format!("Port:\t{name}\t{}/{proto}\n", sp.port));
         match &sp.target_port {
@@ -76,13 +98,26 @@ pub fn describe_service(
             w.write(0, &format!("NodePort:\t{name}\t{np}/{proto}\n"));
         }
         let port_name = sp.name.clone().unwrap_or_default();
-        w.write(0, &format!("Endpoints:\t{}\n", format_endpoint_slices(slices, Some(&port_name))));
+        w.write(
+            0,
+            &format!(
+                "Endpoints:\t{}\n",
+                format_endpoint_slices(slices, Some(&port_name))
+            ),
+        );
     }
     w.write(
         0,
-        &format!("Session Affinity:\t{}\n", spec.session_affinity.as_deref().unwrap_or_default()),
+        &format!(
+            "Session Affinity:\t{}\n",
+            spec.session_affinity.as_deref().unwrap_or_default()
+        ),
     );
-    if let Some(p) = spec.external_traffic_policy.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(p) = spec
+        .external_traffic_policy
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         w.write(0, &format!("External Traffic Policy:\t{p}\n"));
     }
     if let Some(p) = &spec.internal_traffic_policy {
@@ -91,8 +126,15 @@ pub fn describe_service(
     if let Some(p) = spec.health_check_node_port.filter(|p| *p != 0) {
         w.write(0, &format!("HealthCheck NodePort:\t{p}\n"));
     }
-    if let Some(r) = spec.load_balancer_source_ranges.as_ref().filter(|r| !r.is_empty()) {
-        w.write(0, &format!("LoadBalancer Source Ranges:\t{}\n", r.join(",")));
+    if let Some(r) = spec
+        .load_balancer_source_ranges
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    {
+        w.write(
+            0,
+            &format!("LoadBalancer Source Ranges:\t{}\n", r.join(",")),
+        );
     }
     if let Some(t) = &spec.traffic_distribution {
         w.write(0, &format!("Traffic Distribution:\t{t}\n"));

@@ -88,7 +88,9 @@ pub(crate) fn parse_image(image: &str) -> ImageRef {
         None => (without_digest, "latest".to_string()),
     };
     let (registry, path) = match name.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
             (first.to_string(), rest.to_string())
         }
         _ => ("docker.io".to_string(), name.to_string()),
@@ -128,7 +130,7 @@ pub(crate) struct LaunchHost<'a> {
     /// busybox' ash, the shell those images have), when busybox exists.
     pub shell_bin: Option<&'a Path>,
     /// Whether a command name resolves to an executable on `path`.
-    pub is_command: &'a dyn Fn(&str, &str) -> bool,
+    pub is_command: &'a (dyn Fn(&str, &str) -> bool + Sync),
 }
 
 /// Decide the process of a container from its image, command, args and
@@ -214,7 +216,10 @@ pub(crate) fn image_env(image: &ImageRef, host: &LaunchHost) -> Vec<(String, Str
     let mut env = Vec::new();
     match image.kind {
         ImageKind::Nginx => {
-            env.push(("NGINX_VERSION".to_string(), nginx_version_for_tag(&image.tag)));
+            env.push((
+                "NGINX_VERSION".to_string(),
+                nginx_version_for_tag(&image.tag),
+            ));
         }
         ImageKind::Curl | ImageKind::Shell => {
             if let Some(dir) = host.shell_bin {
@@ -241,7 +246,8 @@ pub(crate) fn is_command_on_path(name: &str, path: &str) -> bool {
     if name.contains('/') {
         return executable(Path::new(name));
     }
-    path.split(':').any(|dir| executable(&Path::new(dir).join(name)))
+    path.split(':')
+        .any(|dir| executable(&Path::new(dir).join(name)))
 }
 
 /// Create `<data_dir>/bin/sh` pointing at busybox (whose `sh` is ash, the
@@ -268,7 +274,7 @@ pub(crate) fn prepare_shell_bin(data_dir: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    fn host<'a>(is_command: &'a dyn Fn(&str, &str) -> bool) -> LaunchHost<'a> {
+    fn host<'a>(is_command: &'a (dyn Fn(&str, &str) -> bool + Sync)) -> LaunchHost<'a> {
         LaunchHost {
             self_exe: Path::new("/usr/local/bin/minik8s"),
             shell_bin: None,
@@ -281,11 +287,20 @@ mod tests {
         let r = parse_image("nginx");
         assert_eq!(r.kind, ImageKind::Nginx);
         assert_eq!(r.canonical(), "docker.io/library/nginx:latest");
-        assert_eq!(parse_image("nginx:1.27").canonical(), "docker.io/library/nginx:1.27");
-        assert_eq!(parse_image("docker.io/library/nginx:1.27").kind, ImageKind::Nginx);
+        assert_eq!(
+            parse_image("nginx:1.27").canonical(),
+            "docker.io/library/nginx:1.27"
+        );
+        assert_eq!(
+            parse_image("docker.io/library/nginx:1.27").kind,
+            ImageKind::Nginx
+        );
         assert_eq!(parse_image("curlimages/curl:8.5.0").kind, ImageKind::Curl);
         assert_eq!(parse_image("busybox:1.36").kind, ImageKind::Shell);
-        assert_eq!(parse_image("localhost:5000/app:v1").canonical(), "localhost:5000/app:v1");
+        assert_eq!(
+            parse_image("localhost:5000/app:v1").canonical(),
+            "localhost:5000/app:v1"
+        );
         assert_eq!(parse_image("localhost:5000/app").tag, "latest");
         assert_eq!(parse_image("quay.io/x/nginx").kind, ImageKind::Unknown);
         let id = parse_image("nginx").image_id();
@@ -301,7 +316,16 @@ mod tests {
         assert_eq!(l.program, "/usr/local/bin/minik8s");
         assert_eq!(
             l.args,
-            vec!["__image", "nginx", "--version", "1.27.5", "--port", "8080", "--optional-port", "80"]
+            vec![
+                "__image",
+                "nginx",
+                "--version",
+                "1.27.5",
+                "--port",
+                "8080",
+                "--optional-port",
+                "80"
+            ]
         );
         let l = plan_launch(&parse_image("nginx"), &[], &[], &[80], &host(&no)).unwrap();
         assert!(!l.args.contains(&"--optional-port".to_string()));
@@ -313,8 +337,18 @@ mod tests {
         let cmd = vec!["sh".to_string(), "-c".to_string()];
         let args = vec!["echo hi".to_string()];
         let l = plan_launch(&parse_image("nginx"), &cmd, &args, &[], &host(&no)).unwrap();
-        assert_eq!((l.program.as_str(), l.args.clone()), ("sh", vec!["-c".to_string(), "echo hi".to_string()]));
-        let l = plan_launch(&parse_image("python:3.12"), &["sleep".into()], &["5".into()], &[], &host(&no)).unwrap();
+        assert_eq!(
+            (l.program.as_str(), l.args.clone()),
+            ("sh", vec!["-c".to_string(), "echo hi".to_string()])
+        );
+        let l = plan_launch(
+            &parse_image("python:3.12"),
+            &["sleep".into()],
+            &["5".into()],
+            &[],
+            &host(&no),
+        )
+        .unwrap();
         assert_eq!(l.program, "sleep");
     }
 
@@ -323,9 +357,15 @@ mod tests {
         let is_cmd = |n: &str, _: &str| n == "sh";
         let h = host(&is_cmd);
         let curl = parse_image("curlimages/curl");
-        assert_eq!(plan_launch(&curl, &[], &[], &[], &h).unwrap().program, "curl");
+        assert_eq!(
+            plan_launch(&curl, &[], &[], &[], &h).unwrap().program,
+            "curl"
+        );
         let l = plan_launch(&curl, &[], &["-s".into(), "http://web".into()], &[], &h).unwrap();
-        assert_eq!((l.program.as_str(), l.args), ("curl", vec!["-s".to_string(), "http://web".to_string()]));
+        assert_eq!(
+            (l.program.as_str(), l.args),
+            ("curl", vec!["-s".to_string(), "http://web".to_string()])
+        );
         let l = plan_launch(&curl, &[], &["http://web".into()], &[], &h).unwrap();
         assert_eq!(l.program, "curl");
         let l = plan_launch(&curl, &[], &["sh".into()], &[], &h).unwrap();
@@ -335,15 +375,24 @@ mod tests {
     #[test]
     fn shell_images_default_to_sh_and_unknown_images_cannot_be_pulled() {
         let no = |_: &str, _: &str| false;
-        assert_eq!(plan_launch(&parse_image("busybox"), &[], &[], &[], &host(&no)).unwrap().program, "sh");
-        let err = plan_launch(&parse_image("example/app:v2"), &[], &[], &[], &host(&no)).unwrap_err();
+        assert_eq!(
+            plan_launch(&parse_image("busybox"), &[], &[], &[], &host(&no))
+                .unwrap()
+                .program,
+            "sh"
+        );
+        let err =
+            plan_launch(&parse_image("example/app:v2"), &[], &[], &[], &host(&no)).unwrap_err();
         assert!(err.contains("docker.io/example/app:v2"), "{err}");
     }
 
     #[test]
     fn shell_images_put_busybox_first_on_path() {
         let no = |_: &str, _: &str| false;
-        let h = LaunchHost { shell_bin: Some(Path::new("/var/lib/minik8s/bin")), ..host(&no) };
+        let h = LaunchHost {
+            shell_bin: Some(Path::new("/var/lib/minik8s/bin")),
+            ..host(&no)
+        };
         let l = plan_launch(&parse_image("busybox"), &[], &[], &[], &h).unwrap();
         let path = l.image_env.iter().find(|(k, _)| k == "PATH").unwrap();
         assert!(path.1.starts_with("/var/lib/minik8s/bin:/usr/local/sbin"));

@@ -30,13 +30,21 @@ fn parse_args(args: &[String]) -> Result<Settings, String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--version" => s.version = value()?,
-            "--port" => s.ports.push(value()?.parse().map_err(|_| "bad --port".to_string())?),
-            "--optional-port" => s
-                .optional_ports
-                .push(value()?.parse().map_err(|_| "bad --optional-port".to_string())?),
+            "--port" => s
+                .ports
+                .push(value()?.parse().map_err(|_| "bad --port".to_string())?),
+            "--optional-port" => s.optional_ports.push(
+                value()?
+                    .parse()
+                    .map_err(|_| "bad --optional-port".to_string())?,
+            ),
             // `nginx -g 'daemon off;'` as the image's CMD: nothing to do.
             "nginx" | "nginx-debug" | "-g" | "daemon off;" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -95,7 +103,10 @@ fn now_seconds() -> i64 {
 
 fn notice(message: &str) {
     let pid = std::process::id();
-    eprintln!("{} [notice] {pid}#{pid}: {message}", error_log_time(now_seconds()));
+    eprintln!(
+        "{} [notice] {pid}#{pid}: {message}",
+        error_log_time(now_seconds())
+    );
 }
 
 async fn serve(settings: Settings) -> i32 {
@@ -270,7 +281,11 @@ fn parse_head(head: &str) -> Option<Request<'_>> {
     let method = parts.next()?;
     let target = parts.next()?;
     let version = parts.next()?;
-    if method.is_empty() || !target.starts_with('/') || !version.starts_with("HTTP/1.") || parts.next().is_some() {
+    if method.is_empty()
+        || !target.starts_with('/')
+        || !version.starts_with("HTTP/1.")
+        || parts.next().is_some()
+    {
         return None;
     }
     let http10 = version == "HTTP/1.0";
@@ -286,7 +301,9 @@ fn parse_head(head: &str) -> Option<Request<'_>> {
         if_none_match: None,
     };
     for h in lines {
-        let Some((name, value)) = h.split_once(':') else { continue };
+        let Some((name, value)) = h.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         if name.eq_ignore_ascii_case("connection") {
             if value.eq_ignore_ascii_case("close") {
@@ -408,11 +425,19 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
         return Some((i, i + 4));
     }
-    buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2))
+    buf.windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2))
 }
 
 /// Write the response into `out`; returns (status, body bytes sent).
-fn respond(out: &mut Vec<u8>, site: &Site, req: &Request, date: &str, keep_alive: bool) -> (u16, usize) {
+fn respond(
+    out: &mut Vec<u8>,
+    site: &Site,
+    req: &Request,
+    date: &str,
+    keep_alive: bool,
+) -> (u16, usize) {
     let page = match req.path {
         "/" | "/index.html" => Some((WELCOME_PAGE, &site.welcome_etag)),
         "/50x.html" => Some((FIFTY_X_PAGE, &site.fifty_x_etag)),
@@ -423,14 +448,28 @@ fn respond(out: &mut Vec<u8>, site: &Site, req: &Request, date: &str, keep_alive
         ("GET" | "HEAD", Some((body, tag))) => {
             if req.if_none_match == Some(tag.as_str()) {
                 out.clear();
-                write_head(out, "304 Not Modified", &site.version, date, None, keep_alive);
+                write_head(
+                    out,
+                    "304 Not Modified",
+                    &site.version,
+                    date,
+                    None,
+                    keep_alive,
+                );
                 push_header(out, "Last-Modified", &site.last_modified);
                 push_header(out, "ETag", tag);
                 out.extend_from_slice(b"\r\n");
                 return (304, 0);
             }
             out.clear();
-            write_head(out, "200 OK", &site.version, date, Some(body.len()), keep_alive);
+            write_head(
+                out,
+                "200 OK",
+                &site.version,
+                date,
+                Some(body.len()),
+                keep_alive,
+            );
             push_header(out, "Last-Modified", &site.last_modified);
             push_header(out, "ETag", tag);
             push_header(out, "Accept-Ranges", "bytes");
@@ -442,17 +481,25 @@ fn respond(out: &mut Vec<u8>, site: &Site, req: &Request, date: &str, keep_alive
             (200, body.len())
         }
         ("GET" | "HEAD" | "POST", None) => {
-            let len = respond_error_head_only(out, site, "404 Not Found", date, keep_alive, head_only);
+            let len =
+                respond_error_head_only(out, site, "404 Not Found", date, keep_alive, head_only);
             (404, len)
         }
         _ => {
-            let len = respond_error_head_only(out, site, "405 Not Allowed", date, keep_alive, head_only);
+            let len =
+                respond_error_head_only(out, site, "405 Not Allowed", date, keep_alive, head_only);
             (405, len)
         }
     }
 }
 
-fn respond_error(out: &mut Vec<u8>, site: &Site, status: &str, date: &str, keep_alive: bool) -> usize {
+fn respond_error(
+    out: &mut Vec<u8>,
+    site: &Site,
+    status: &str,
+    date: &str,
+    keep_alive: bool,
+) -> usize {
     respond_error_head_only(out, site, status, date, keep_alive, false)
 }
 
@@ -466,7 +513,14 @@ fn respond_error_head_only(
 ) -> usize {
     let body = error_page(status, &site.version);
     out.clear();
-    write_head(out, status, &site.version, date, Some(body.len()), keep_alive);
+    write_head(
+        out,
+        status,
+        &site.version,
+        date,
+        Some(body.len()),
+        keep_alive,
+    );
     out.extend_from_slice(b"\r\n");
     if head_only {
         return 0;
@@ -475,7 +529,14 @@ fn respond_error_head_only(
     body.len()
 }
 
-fn write_head(out: &mut Vec<u8>, status: &str, version: &str, date: &str, len: Option<usize>, keep_alive: bool) {
+fn write_head(
+    out: &mut Vec<u8>,
+    status: &str,
+    version: &str,
+    date: &str,
+    len: Option<usize>,
+    keep_alive: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -485,7 +546,11 @@ fn write_head(out: &mut Vec<u8>, status: &str, version: &str, date: &str, len: O
         push_header(out, "Content-Type", "text/html");
         push_header(out, "Content-Length", &len.to_string());
     }
-    push_header(out, "Connection", if keep_alive { "keep-alive" } else { "close" });
+    push_header(
+        out,
+        "Connection",
+        if keep_alive { "keep-alive" } else { "close" },
+    );
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {

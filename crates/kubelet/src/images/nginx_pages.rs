@@ -56,7 +56,10 @@ pub(crate) const PAGES_MTIME: i64 = 1_744_804_871; // Wed, 16 Apr 2025 12:01:11 
 /// The nginx version an image tag stands for: a full `x.y.z` tag is taken
 /// as is, anything else is the 1.27 line.
 pub(crate) fn nginx_version_for_tag(tag: &str) -> String {
-    let numeric: String = tag.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let numeric: String = tag
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let parts: Vec<&str> = numeric.split('.').filter(|p| !p.is_empty()).collect();
     match parts.len() {
         3.. => parts[..3].join("."),
@@ -183,13 +186,18 @@ mod tests {
             referer: Some("a\tb"),
             user_agent: None,
         });
-        assert!(line.contains("\"GET /\\x22x\\x22 HTTP/1.1\" 404 153 \"a\\x09b\" \"-\""), "{line}");
+        assert!(
+            line.contains("\"GET /\\x22x\\x22 HTTP/1.1\" 404 153 \"a\\x09b\" \"-\""),
+            "{line}"
+        );
     }
 
     #[test]
     fn error_pages_and_headers_look_like_nginx() {
         let p = error_page("404 Not Found", "1.27.5");
-        assert!(p.contains("<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.5</center>"));
+        assert!(p.contains(
+            "<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.5</center>"
+        ));
         assert_eq!(etag(PAGES_MTIME, 615), "\"67ff9c07-267\"");
         assert_eq!(http_date(PAGES_MTIME), "Wed, 16 Apr 2025 12:01:11 GMT");
         assert_eq!(error_log_time(1_795_687_200), "2026/11/26 10:00:00");
