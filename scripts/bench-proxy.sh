@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 scripts/install-deps.sh >/dev/null
-cargo build -q --release --bin minik8s -p proxy --example sync_bench
+cargo build -q --release --bin minik8s
+cargo build -q --release -p proxy --example sync_bench
 cargo build -q --release --bench proxy_bench
 bench=$(ls -t target/release/deps/proxy_bench-* | grep -v '\.d$' | head -1)
 echo "== full and partial sync, 1,000 Services x 10 endpoints =="

@@ -1,3 +1,4 @@
 mod support;
 mod control_plane;
 mod node;
+mod kubectl;

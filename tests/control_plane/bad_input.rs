@@ -706,7 +706,10 @@ fn bad_input_is_refused_and_nothing_is_stored() {
                     400,
                     "BadRequest",
                 )?;
-                message_is(&v, "strict decoding error: unknown field \"spec.foo\"")
+                message_is(
+                    &v,
+                    "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.foo\"",
+                )
             }),
         ),
         (

@@ -10,9 +10,17 @@ use std::process::Command;
 
 /// `dig` from the host straight at the kube-dns ClusterIP (routed into the
 /// node): fast enough to time how quickly answers follow the API.
-fn host_dig(name: &str) -> String {
+fn host_dig(c: &Cluster, name: &str) -> String {
+    let server = format!("@{}", c.dns_ip());
     let out = Command::new("dig")
-        .args(["@10.96.0.10", "+tries=1", "+time=1", "+norecurse", name, "A"])
+        .args([
+            server.as_str(),
+            "+tries=1",
+            "+time=1",
+            "+norecurse",
+            name,
+            "A",
+        ])
         .output()
         .expect("run dig");
     stdout(&out)
@@ -44,22 +52,30 @@ fn pods_resolve_services_by_short_name_and_fqdn() {
     let tmp = c.client_pod("tmp");
     let tmp = name_of(&tmp);
 
+    let dns = c.dns_ip();
     let short = squash(&c.exec_ok(tmp, &["nslookup", "web"]));
-    assert!(short.contains("Server: 10.96.0.10\n"), "{short}");
-    assert!(short.contains("Address: 10.96.0.10#53\n"), "{short}");
+    assert!(short.contains(&format!("Server: {dns}\n")), "{short}");
+    assert!(short.contains(&format!("Address: {dns}#53\n")), "{short}");
     assert!(
-        short.contains(&format!("Name: web.default.svc.cluster.local\nAddress: {cip}")),
+        short.contains(&format!(
+            "Name: web.default.svc.cluster.local\nAddress: {cip}"
+        )),
         "{short}"
     );
     let fqdn = squash(&c.exec_ok(tmp, &["nslookup", "web.default.svc.cluster.local"]));
     assert!(
-        fqdn.contains(&format!("Name: web.default.svc.cluster.local\nAddress: {cip}")),
+        fqdn.contains(&format!(
+            "Name: web.default.svc.cluster.local\nAddress: {cip}"
+        )),
         "{fqdn}"
     );
     let api = squash(&c.exec_ok(tmp, &["nslookup", "kubernetes.default.svc.cluster.local"]));
+    let want = format!(
+        "Name: kubernetes.default.svc.cluster.local\nAddress: {}",
+        c.kubernetes_ip()
+    );
     assert!(
-        api.contains("Name: kubernetes.default.svc.cluster.local\nAddress: 10.96.0.1\n")
-            || api.ends_with("Name: kubernetes.default.svc.cluster.local\nAddress: 10.96.0.1"),
+        api.contains(&format!("{want}\n")) || api.ends_with(&want),
         "{api}"
     );
 
@@ -70,9 +86,12 @@ fn pods_resolve_services_by_short_name_and_fqdn() {
 
     let resolv = c.exec_ok(tmp, &["cat", "/etc/resolv.conf"]);
     assert_eq!(
-        resolv.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(),
+        resolv
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>(),
         [
-            "nameserver 10.96.0.10",
+            format!("nameserver {dns}").as_str(),
             "search default.svc.cluster.local svc.cluster.local cluster.local",
             "options ndots:5"
         ],
@@ -80,8 +99,16 @@ fn pods_resolve_services_by_short_name_and_fqdn() {
     );
 
     // A name that does not exist in the zone: NXDOMAIN, not a timeout.
-    let missing = c.exec(tmp, &["nslookup", "nosuchservice.default.svc.cluster.local"]);
-    assert!(stdout(&missing).contains("NXDOMAIN"), "{}{}", stdout(&missing), stderr(&missing));
+    let missing = c.exec(
+        tmp,
+        &["nslookup", "nosuchservice.default.svc.cluster.local"],
+    );
+    assert!(
+        stdout(&missing).contains("NXDOMAIN"),
+        "{}{}",
+        stdout(&missing),
+        stderr(&missing)
+    );
     c.stop_clean();
 }
 
@@ -96,13 +123,28 @@ fn external_name_is_a_cname_and_headless_gives_pod_ips() {
     let tmp = name_of(&tmp);
 
     // Only the CNAME is asked for: db.example.com itself is never resolved.
-    let cname = c.exec_ok(tmp, &["dig", "+short", "+norecurse", "db.default.svc.cluster.local", "CNAME"]);
+    let cname = c.exec_ok(
+        tmp,
+        &[
+            "dig",
+            "+short",
+            "+norecurse",
+            "db.default.svc.cluster.local",
+            "CNAME",
+        ],
+    );
     assert_eq!(cname.trim(), "db.example.com.");
-    let full = c.exec_ok(tmp, &["dig", "+norecurse", "db.default.svc.cluster.local", "CNAME"]);
+    let full = c.exec_ok(
+        tmp,
+        &["dig", "+norecurse", "db.default.svc.cluster.local", "CNAME"],
+    );
     assert!(
         full.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() == 5 && f[0] == "db.default.svc.cluster.local." && f[3] == "CNAME" && f[4] == "db.example.com."
+            f.len() == 5
+                && f[0] == "db.default.svc.cluster.local."
+                && f[3] == "CNAME"
+                && f[4] == "db.example.com."
         }),
         "{full}"
     );
@@ -110,11 +152,22 @@ fn external_name_is_a_cname_and_headless_gives_pod_ips() {
         let rows = table_rows(&c.ok(&["get", "svc", "db"]));
         (rows[1][1].clone(), rows[1][3].clone())
     };
-    assert_eq!((ty.as_str(), external.as_str()), ("ExternalName", "db.example.com"));
+    assert_eq!(
+        (ty.as_str(), external.as_str()),
+        ("ExternalName", "db.example.com")
+    );
 
     // Headless: one A record per ready Pod.
     let want: BTreeSet<String> = pods.iter().map(pod_ip).collect();
-    let got = c.exec_ok(tmp, &["dig", "+short", "web-headless.default.svc.cluster.local", "A"]);
+    let got = c.exec_ok(
+        tmp,
+        &[
+            "dig",
+            "+short",
+            "web-headless.default.svc.cluster.local",
+            "A",
+        ],
+    );
     let got: BTreeSet<String> = got.split_whitespace().map(str::to_string).collect();
     assert_eq!(got, want);
     let short = squash(&c.exec_ok(tmp, &["nslookup", "web-headless"]));
@@ -127,7 +180,8 @@ fn external_name_is_a_cname_and_headless_gives_pod_ips() {
     let two = c.ready_pods("app=web", 2);
     let want: BTreeSet<String> = two.iter().map(pod_ip).collect();
     crate::support::eventually(Duration::from_secs(5), "headless answers to follow", || {
-        (dig_addresses(&host_dig("web-headless.default.svc.cluster.local")) == want).then_some(())
+        (dig_addresses(&host_dig(&c, "web-headless.default.svc.cluster.local")) == want)
+            .then_some(())
     });
     c.stop_clean();
 }
@@ -140,7 +194,7 @@ fn new_service_resolves_and_deleted_one_is_nxdomain_quickly() {
     let tmp = c.client_pod("tmp");
     let tmp = name_of(&tmp);
     let name = "web2.default.svc.cluster.local";
-    assert_eq!(dig_status(&host_dig(name)).as_deref(), Some("NXDOMAIN"));
+    assert_eq!(dig_status(&host_dig(&c, name)).as_deref(), Some("NXDOMAIN"));
 
     let yaml = std::fs::read_to_string(example("web-svc.yaml"))
         .expect("read web-svc.yaml")
@@ -150,7 +204,7 @@ fn new_service_resolves_and_deleted_one_is_nxdomain_quickly() {
     let applied = created.elapsed();
     let cip = c.cluster_ip("web2");
     let resolved = crate::support::eventually(Duration::from_secs(5), "web2 to resolve", || {
-        let ans = host_dig(name);
+        let ans = host_dig(&c, name);
         (dig_addresses(&ans).contains(&cip)).then(|| created.elapsed())
     });
     assert!(
@@ -164,13 +218,15 @@ fn new_service_resolves_and_deleted_one_is_nxdomain_quickly() {
     c.ok(&["delete", "svc", "web2"]);
     let deleted = deleting.elapsed();
     let gone = crate::support::eventually(Duration::from_secs(5), "web2 to be NXDOMAIN", || {
-        (dig_status(&host_dig(name)).as_deref() == Some("NXDOMAIN")).then(|| deleting.elapsed())
+        (dig_status(&host_dig(&c, name)).as_deref() == Some("NXDOMAIN")).then(|| deleting.elapsed())
     });
     assert!(
         gone < deleted + Duration::from_secs(1),
         "web2 was NXDOMAIN {gone:?} after delete started (delete took {deleted:?})"
     );
-    let inside = c.exec(tmp, &["nslookup", "web2"]);
+    // Absolute, so that the search list and the bare name (REFUSED with
+    // `--dns-upstream none`) do not come into it.
+    let inside = c.exec(tmp, &["nslookup", "web2.default.svc.cluster.local."]);
     assert!(stdout(&inside).contains("NXDOMAIN"), "{}", stdout(&inside));
     eprintln!("DNS follows the API: new Service answered after {resolved:?}, deleted one NXDOMAIN after {gone:?}");
     c.stop_clean();

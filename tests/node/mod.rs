@@ -188,6 +188,16 @@ impl Cluster {
         }
     }
 
+    /// The ClusterIP of `kube-dns` (10.96.0.10 with the chapter's CIDR).
+    pub fn dns_ip(&self) -> String {
+        self.server.node.as_ref().expect("node").dns_ip()
+    }
+
+    /// The ClusterIP of `kubernetes` (10.96.0.1 with the chapter's CIDR).
+    pub fn kubernetes_ip(&self) -> String {
+        self.server.node.as_ref().expect("node").kubernetes_ip()
+    }
+
     /// The node netns name (for `ip netns exec`).
     pub fn node_netns(&self) -> String {
         self.server.node_netns()
@@ -226,7 +236,10 @@ pub fn name_of(obj: &Value) -> &str {
 }
 
 pub fn pod_ip(pod: &Value) -> String {
-    pod["status"]["podIP"].as_str().unwrap_or_default().to_string()
+    pod["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Running, with the Ready condition True and an IP.
@@ -271,7 +284,8 @@ pub fn table_rows(table: &str) -> Vec<Vec<String>> {
 /// Processes living in a Pod's sandbox netns whose command line contains
 /// `needle`.
 pub fn pod_processes(pod: &Value, needle: &str) -> Vec<i32> {
-    let netns = pod_netns_of(pod).unwrap_or_else(|| panic!("no sandbox netns for {}", name_of(pod)));
+    let netns =
+        pod_netns_of(pod).unwrap_or_else(|| panic!("no sandbox netns for {}", name_of(pod)));
     let inode = crate::support::named_netns_inode(&netns).expect("netns inode");
     let set = std::iter::once(inode).collect();
     crate::support::pids_in_netns(&set)

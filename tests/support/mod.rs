@@ -53,21 +53,90 @@ pub struct NodeSettings {
 }
 
 impl NodeSettings {
+    /// Settings whose CIDRs no route on this machine overlaps yet. Pod
+    /// CIDRs come from 10.200-10.249, so they never overlap the chapter's
+    /// Service CIDR 10.96.0.0/12, which is used whenever it is free (then
+    /// `kubernetes` is 10.96.0.1 and `kube-dns` 10.96.0.10, as in the
+    /// chapter); while another server routes it, a /16 of its own is used.
     pub fn unique() -> NodeSettings {
-        // Pod CIDRs come from 10.200-10.249 so they can never overlap the
-        // Service CIDR 10.96.0.0/12 (10.96-10.111), which the chapter's
-        // addresses (10.96.0.1, 10.96.0.10) need; NodeIPs and pools avoid
-        // the defaults (192.168.49.0/24, 172.18.255.0/24) the same way.
-        let id = (std::process::id() % 50) as u8;
-        NodeSettings {
-            node_name: format!("mkt{id}"),
-            node_ip: format!("192.168.{}.2/24", 150 + id),
-            host_ip: format!("192.168.{}.1", 150 + id),
-            pod_cidr: format!("10.{}.0.0/16", 200 + id),
-            service_cidr: "10.96.0.0/12".to_string(),
-            lb_pool: format!("172.31.{id}.0/24"),
+        let routed = host_route_dsts();
+        let free = |cidr: &str| !routed.iter().any(|r| cidrs_overlap(r, cidr));
+        let base = std::process::id() % 50;
+        for k in 0..50 {
+            let id = ((base + k) % 50) as u8;
+            let chapter = "10.96.0.0/12".to_string();
+            let service_cidr = if free(&chapter) {
+                chapter
+            } else {
+                format!("10.{}.0.0/16", 150 + id)
+            };
+            let s = NodeSettings {
+                node_name: format!("mkt{id}"),
+                node_ip: format!("192.168.{}.2/24", 150 + id),
+                host_ip: format!("192.168.{}.1", 150 + id),
+                pod_cidr: format!("10.{}.0.0/16", 200 + id),
+                service_cidr,
+                lb_pool: format!("172.31.{id}.0/24"),
+            };
+            let node_subnet = format!("192.168.{}.0/24", 150 + id);
+            if [&s.pod_cidr, &s.service_cidr, &s.lb_pool, &node_subnet]
+                .iter()
+                .all(|c| free(c))
+                && !leftovers_named("").contains(&s.node_name)
+            {
+                return s;
+            }
         }
+        panic!("no free node settings: every candidate CIDR is routed already ({routed:?})");
     }
+
+    /// The `n`-th address of the Service CIDR (1: `kubernetes`, 10:
+    /// `kube-dns`).
+    pub fn service_ip(&self, n: u32) -> String {
+        let (net, _) = parse_cidr(&self.service_cidr).expect("valid Service CIDR");
+        std::net::Ipv4Addr::from(net + n).to_string()
+    }
+
+    /// The ClusterIP of the `kube-dns` Service (the Pods' nameserver).
+    pub fn dns_ip(&self) -> String {
+        self.service_ip(10)
+    }
+
+    /// The ClusterIP of the `kubernetes` Service.
+    pub fn kubernetes_ip(&self) -> String {
+        self.service_ip(1)
+    }
+}
+
+/// (network address, prefix length) of `a.b.c.d/n`.
+fn parse_cidr(cidr: &str) -> Option<(u32, u32)> {
+    let (ip, len) = cidr.split_once('/').unwrap_or((cidr, "32"));
+    let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Some((u32::from(ip) & mask, len))
+}
+
+fn cidrs_overlap(a: &str, b: &str) -> bool {
+    let (Some((na, la)), Some((nb, lb))) = (parse_cidr(a), parse_cidr(b)) else {
+        return false;
+    };
+    let len = la.min(lb);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    na & mask == nb & mask
+}
+
+/// Destinations of the host's IPv4 routes, except the default route.
+fn host_route_dsts() -> Vec<String> {
+    let Ok(out) = Command::new("ip").args(["-4", "route", "show"]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|d| *d != "default")
+        .map(str::to_string)
+        .collect()
 }
 
 pub struct Server {
@@ -113,7 +182,12 @@ impl Server {
         Server::spawn(data_dir, args, Some(node), Some(lock))
     }
 
-    fn spawn(data_dir: &Path, args: Vec<String>, node: Option<NodeSettings>, lock: Option<File>) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        args: Vec<String>,
+        node: Option<NodeSettings>,
+        lock: Option<File>,
+    ) -> Server {
         let mut s = Server {
             child: None,
             url: String::new(),
@@ -138,7 +212,11 @@ impl Server {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            // MINIK8S_SERVER_LOG: a quieter filter for benchmarks.
+            .env(
+                "RUST_LOG",
+                std::env::var("MINIK8S_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -247,7 +325,9 @@ impl Server {
     /// Names of network namespaces and links of this server still on the
     /// machine.
     pub fn leftovers(&self) -> Vec<String> {
-        let Some(node) = &self.node else { return Vec::new() };
+        let Some(node) = &self.node else {
+            return Vec::new();
+        };
         leftovers_named(&node.node_name)
     }
 }
@@ -328,11 +408,18 @@ pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((code, body))
 }
 
@@ -411,9 +498,10 @@ pub fn http_request(
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let raw_body = &buf[split + 4..];
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
     let body = if chunked {
         decode_chunked(raw_body)
     } else {
@@ -429,9 +517,12 @@ pub fn http_request(
 fn decode_chunked(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size_text = String::from_utf8_lossy(&raw[..eol]).into_owned();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         raw = &raw[eol + 2..];
         if size == 0 || raw.len() < size {
             out.extend_from_slice(&raw[..size.min(raw.len())]);
@@ -472,7 +563,10 @@ pub struct ProcId {
 
 impl ProcId {
     pub fn of(pid: i32) -> Option<ProcId> {
-        Some(ProcId { pid, start_time: proc_stat_field(pid, 22)? })
+        Some(ProcId {
+            pid,
+            start_time: proc_stat_field(pid, 22)?,
+        })
     }
     pub fn alive(&self) -> bool {
         proc_stat_field(self.pid, 22) == Some(self.start_time) && !proc_is_zombie(self.pid)
@@ -536,7 +630,12 @@ pub fn descendants(root: i32) -> Vec<i32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found.remove(0);
@@ -553,7 +652,9 @@ pub fn netns_inode_of_pid(pid: i32) -> Option<u64> {
 /// The inode of a named network namespace (`ip netns add NAME`).
 pub fn named_netns_inode(name: &str) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/run/netns/{name}")).ok().map(|m| m.ino())
+    std::fs::metadata(format!("/run/netns/{name}"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// Processes whose network namespace is one of `inodes`.
@@ -572,7 +673,11 @@ pub fn netns_names() -> Vec<String> {
 
 /// The eight hex characters of a Pod uid that end its sandbox netns name.
 pub fn uid8(uid: &str) -> String {
-    uid.chars().filter(|c| *c != '-').take(8).collect::<String>().to_ascii_lowercase()
+    uid.chars()
+        .filter(|c| *c != '-')
+        .take(8)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// The sandbox netns of a Pod (from its uid), if it exists.
@@ -594,7 +699,10 @@ pub fn http_get_body(base: &str, path: &str) -> Option<String> {
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Some(dechunk(body));
     }
     Some(body.to_string())
@@ -604,7 +712,9 @@ fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }
@@ -662,7 +772,10 @@ impl Server {
             .filter_map(|p| p["metadata"]["uid"].as_str().map(uid8))
             .collect();
         for n in names {
-            if uids.iter().any(|u| n.starts_with("minik8s-") && n.ends_with(&format!("-{u}"))) {
+            if uids
+                .iter()
+                .any(|u| n.starts_with("minik8s-") && n.ends_with(&format!("-{u}")))
+            {
                 if let Some(i) = named_netns_inode(&n) {
                     t.netns_inodes.insert(i);
                 }
@@ -679,10 +792,19 @@ impl Server {
         if self.node.is_none() {
             return Vec::new();
         }
-        let mut out: Vec<String> = self.leftovers().into_iter().map(|n| format!("netns {n}")).collect();
+        let mut out: Vec<String> = self
+            .leftovers()
+            .into_iter()
+            .map(|n| format!("netns {n}"))
+            .collect();
         let t = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         let live = netns_names();
-        out.extend(t.pod_netns.iter().filter(|n| live.contains(n)).map(|n| format!("pod netns {n}")));
+        out.extend(
+            t.pod_netns
+                .iter()
+                .filter(|n| live.contains(n))
+                .map(|n| format!("pod netns {n}")),
+        );
         let veth = self.host_veth();
         let links = Command::new("ip").args(["-o", "link", "show"]).output();
         if let Ok(links) = links {
@@ -705,7 +827,11 @@ impl Server {
             }
         }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        for n in t.pod_netns.iter().chain(std::iter::once(&self.node_netns())) {
+        for n in t
+            .pod_netns
+            .iter()
+            .chain(std::iter::once(&self.node_netns()))
+        {
             let needle = format!("/run/netns/{n} ");
             if mountinfo.lines().any(|l| l.contains(&needle)) {
                 out.push(format!("mount /run/netns/{n}"));
@@ -716,7 +842,10 @@ impl Server {
         }
         for p in pids_in_netns(&t.netns_inodes) {
             if !t.processes.iter().any(|q| q.pid == p) {
-                out.push(format!("process {p} {} (in a node/Pod netns)", proc_cmdline(p)));
+                out.push(format!(
+                    "process {p} {} (in a node/Pod netns)",
+                    proc_cmdline(p)
+                ));
             }
         }
         out
@@ -726,7 +855,11 @@ impl Server {
     fn remove_tracked(&self) {
         let (procs, inodes, pod_netns) = {
             let t = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
-            (t.processes.clone(), t.netns_inodes.clone(), t.pod_netns.clone())
+            (
+                t.processes.clone(),
+                t.netns_inodes.clone(),
+                t.pod_netns.clone(),
+            )
         };
         for p in procs.iter().filter(|p| p.alive()) {
             // SAFETY: kill(2) has no memory effects; the start time check
@@ -754,12 +887,21 @@ impl Server {
     }
 
     /// Like `ctl_within`, with `input` on the CLI's stdin (a pipe, no TTY).
-    pub fn ctl_input_within(&self, timeout: Duration, args: &[&str], input: Option<&str>) -> Output {
+    pub fn ctl_input_within(
+        &self,
+        timeout: Duration,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Output {
         use std::io::Write;
         let mut child = Command::new(BIN)
             .args(args)
             .env("MINIK8S_SERVER", &self.url)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -799,11 +941,18 @@ impl Server {
 
 /// A GET to `addr` with connect and read timeouts; the error says whether
 /// the connection was refused or timed out.
-pub fn http_get_addr(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+pub fn http_get_addr(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: minik8s-test\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: minik8s-test\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -812,6 +961,9 @@ pub fn http_get_addr(addr: std::net::SocketAddr, path: &str, timeout: Duration) 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }

@@ -63,6 +63,32 @@ pub fn decode(
     })
 }
 
+/// The strict check of a POST or PUT body. Kubernetes decodes those bodies
+/// with its codec and wraps the codec's error
+/// (`Service in version "v1" cannot be handled as a Service: strict
+/// decoding error: ...`), while a patched object is reported bare by
+/// `decode`; kubectl shows the message as it comes.
+pub fn check_request_body(
+    res: &ResourceInfo,
+    obj: &Value,
+    mode: FieldValidation,
+) -> Result<(), ApiError> {
+    if mode != FieldValidation::Strict {
+        return Ok(());
+    }
+    let unknown = api::strict::unknown_fields(res.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(StatusError::bad_request(format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: {}",
+        api::strict::strict_error_message(&unknown),
+        kind = res.kind,
+        version = res.version,
+    ))
+    .into())
+}
+
 /// One step of a field path: a key, or an index into a list.
 #[derive(Debug, PartialEq)]
 enum Step<'a> {

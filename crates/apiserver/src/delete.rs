@@ -36,6 +36,9 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
     /// `dryRun: ["All"]` in the body (the query form is the context's).
     pub dry_run: bool,
+    /// The deprecated `orphanDependents`; `false` is the one case in which
+    /// Kubernetes answers 202 to a deletion that is not finished.
+    pub orphan_dependents: Option<bool>,
 }
 
 async fn read_options(ctx: &RequestContext, body: Body) -> Result<DeleteOptions, ApiError> {
@@ -49,6 +52,10 @@ async fn read_options(ctx: &RequestContext, body: Body) -> Result<DeleteOptions,
             .as_str()
             .map(str::to_string);
         options.dry_run = body["dryRun"].as_array().is_some_and(|d| !d.is_empty());
+        options.orphan_dependents = body["orphanDependents"].as_bool();
+    }
+    if let Some(orphan) = ctx.query.non_empty("orphanDependents") {
+        options.orphan_dependents.get_or_insert(orphan == "true");
     }
     if let Some(grace) = ctx.query.number("gracePeriodSeconds")? {
         options.grace_period_seconds.get_or_insert(grace);
@@ -60,11 +67,14 @@ pub async fn delete(ctx: RequestContext, body: Body) -> Result<Response, ApiErro
     let options = read_options(&ctx, body).await?;
     let name = ctx.name().to_string();
     let (object, removed) = delete_object(&ctx, &name, &options).await?;
-    // 202 when the object is only marked for deletion, as Kubernetes does.
-    let code = if removed {
-        StatusCode::OK
-    } else {
+    // Kubernetes answers 200 also when the object is only marked (a Pod's
+    // graceful deletion, a terminating Namespace), and 202 only for a
+    // pending deletion with `orphanDependents: false`: clients written
+    // against it expect exactly that.
+    let code = if !removed && options.orphan_dependents == Some(false) {
         StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     };
     Ok(json_response(code, &object, &[]))
 }

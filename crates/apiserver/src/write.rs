@@ -4,7 +4,7 @@
 
 use crate::admission::admit;
 use crate::body::{content_type, decode_object, decode_value, read_limited};
-use crate::decoding::FieldValidation;
+use crate::decoding::{check_request_body, FieldValidation};
 use crate::error::ApiError;
 use crate::object_meta::{self, carry_over, generate_name, meta_mut, stamp_created};
 use crate::patch::{self, PatchType};
@@ -116,6 +116,7 @@ pub async fn create(ctx: RequestContext, body: Body) -> Result<Response, ApiErro
     }
     let mut obj = read_object(&ctx, body, res.kind).await?;
     check_kind(res, &obj)?;
+    check_request_body(res, &obj, FieldValidation::from_query(&ctx.query)?)?;
     check_namespace(&ctx, &mut obj)?;
     let created = create_object(&ctx, obj).await?;
     Ok(created.response(StatusCode::CREATED))
@@ -226,6 +227,7 @@ pub async fn update(ctx: RequestContext, body: Body) -> Result<Response, ApiErro
     let mut obj = read_object(&ctx, body, res.kind).await?;
     let target = WriteTarget::of(&ctx);
     check_kind(res, &obj)?;
+    check_request_body(res, &obj, FieldValidation::from_query(&ctx.query)?)?;
     check_namespace(&ctx, &mut obj)?;
     match object_meta::name(&obj) {
         "" => {

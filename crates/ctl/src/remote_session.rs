@@ -60,7 +60,7 @@ pub async fn run_session(req: SessionRequest, api_base: &str) -> Result<RemoteEx
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
 
-    let mut exit = RemoteExit::Success;
+    let mut status: Option<RemoteExit> = None;
     loop {
         tokio::select! {
             msg = stream.next() => {
@@ -69,12 +69,14 @@ pub async fn run_session(req: SessionRequest, api_base: &str) -> Result<RemoteEx
                     Ok(Message::Binary(data)) => match stream_protocol::decode(&data) {
                         Some((stream_protocol::STDOUT, out)) => write_out(&mut std::io::stdout(), out),
                         Some((stream_protocol::STDERR, out)) => write_out(&mut std::io::stderr(), out),
-                        Some((stream_protocol::STATUS, status)) => exit = stream_protocol::parse_status(status),
+                        Some((stream_protocol::STATUS, payload)) => status = Some(stream_protocol::parse_status(payload)),
                         _ => {}
                     },
                     Ok(Message::Close(_)) => break,
                     Ok(_) => {}
                     Err(tungstenite::Error::ConnectionClosed) => break,
+                    // Once the status is in, how the connection ends does not matter.
+                    Err(_) if status.is_some() => break,
                     Err(e) => return Err(CtlError::msg(format!("error reading from the remote stream: {e}"))),
                 }
             }
@@ -99,7 +101,8 @@ pub async fn run_session(req: SessionRequest, api_base: &str) -> Result<RemoteEx
         }
     }
     let _ = sink.close().await;
-    Ok(exit)
+    // No status at all: the stream simply ended, which v5 treats as success.
+    Ok(status.unwrap_or(RemoteExit::Success))
 }
 
 type Sink = futures::stream::SplitSink<

@@ -107,6 +107,17 @@ fn zone_file(table: &dns::Table) -> String {
     out
 }
 
+/// CPU time of the calling thread, in milliseconds.
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
+}
+
 fn main() {
     let args = parse_args();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -119,13 +130,21 @@ fn main() {
         };
         let server = DnsServer::bind(config).expect("bind");
         let state = synthetic_cluster(args.services);
-        let started = Instant::now();
+        // A rebuild is what a watch event costs: time a few, keep the best
+        // (CPU time of this thread, so other load on the machine counts less).
+        let mut best_cpu = f64::MAX;
+        let mut best_wall = f64::MAX;
+        for _ in 0..3 {
+            let (wall, cpu) = (Instant::now(), thread_cpu_ms());
+            drop(build_table(&state, server.zone(), 1));
+            best_cpu = best_cpu.min(thread_cpu_ms() - cpu);
+            best_wall = best_wall.min(wall.elapsed().as_secs_f64() * 1000.0);
+        }
         let table = build_table(&state, server.zone(), 1);
         eprintln!(
-            "table: {} services, {} names, built in {} ms",
+            "table: {} services, {} names, rebuilt in {best_wall:.1} ms ({best_cpu:.1} ms CPU)",
             args.services,
             table.len(),
-            started.elapsed().as_millis()
         );
         if let Some(path) = &args.zone_out {
             std::fs::write(path, zone_file(&table)).expect("write zone file");

@@ -15,6 +15,7 @@ pub mod forward;
 mod handler;
 pub mod kube_dns;
 pub mod lookup;
+mod name_hash;
 pub mod objects;
 pub mod records;
 mod server;

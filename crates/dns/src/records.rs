@@ -15,6 +15,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record};
 use ipnet::Ipv4Net;
 
+use crate::name_hash::NameMap;
 use crate::objects::{ClusterState, NamedPort, ServiceAddress, ServiceInfo, SliceInfo};
 
 /// The suffix of IPv4 reverse names.
@@ -74,7 +75,7 @@ pub struct Table {
     /// Lowercase names without trailing dot. A name with an empty slice
     /// exists without records of its own (an "empty non-terminal" such as
     /// `default.svc.cluster.local`): NODATA, not NXDOMAIN.
-    names: HashMap<Box<str>, Box<[Rdata]>>,
+    names: NameMap<Vec<Rdata>>,
     zone_soa: Record,
     reverse_soa: Record,
 }
@@ -88,7 +89,7 @@ impl Table {
             reverse_soa: soa_record(REVERSE_V4_ZONE, &zone, 0),
             zone,
             synced: false,
-            names: HashMap::new(),
+            names: NameMap::default(),
         }
     }
 
@@ -103,7 +104,7 @@ impl Table {
     /// Records of a lowercase name without trailing dot; None when the
     /// name does not exist.
     pub fn get(&self, name: &str) -> Option<&[Rdata]> {
-        self.names.get(name).map(|b| &**b)
+        self.names.get(name).map(Vec::as_slice)
     }
 
     /// Number of names (including empty non-terminals).
@@ -127,7 +128,7 @@ impl Table {
 
     /// Every name with its records, for tests and zone-file export.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Rdata])> {
-        self.names.iter().map(|(k, v)| (&**k, &**v))
+        self.names.iter().map(|(k, v)| (&**k, v.as_slice()))
     }
 }
 
@@ -174,7 +175,7 @@ fn address_rdata(ip: IpAddr) -> Rdata {
 
 /// Collects records per name, then freezes them into a `Table`.
 struct Builder {
-    names: HashMap<Box<str>, Vec<Rdata>>,
+    names: NameMap<Vec<Rdata>>,
 }
 
 impl Builder {
@@ -227,28 +228,26 @@ impl Builder {
         }
     }
 
-    fn finish(self, zone: Arc<ZoneConfig>, serial: u32) -> Table {
-        let names = self
-            .names
-            .into_iter()
-            .map(|(name, mut set)| {
-                // Equal shares of weight among a name's SRV targets, as
-                // CoreDNS gives them.
-                let srv_count = set
-                    .iter()
-                    .filter(|r| matches!(r, Rdata::Srv { .. }))
-                    .count();
-                if srv_count > 0 {
-                    let share = (100 / srv_count).max(1) as u16;
-                    for r in &mut set {
-                        if let Rdata::Srv { weight, .. } = r {
-                            *weight = share;
-                        }
+    fn finish(mut self, zone: Arc<ZoneConfig>, serial: u32) -> Table {
+        // In place: re-collecting into a new map would hash every name again.
+        for set in self.names.values_mut() {
+            // Equal shares of weight among a name's SRV targets, as
+            // CoreDNS gives them.
+            let srv_count = set
+                .iter()
+                .filter(|r| matches!(r, Rdata::Srv { .. }))
+                .count();
+            if srv_count > 0 {
+                let share = (100 / srv_count).max(1) as u16;
+                for r in set.iter_mut() {
+                    if let Rdata::Srv { weight, .. } = r {
+                        *weight = share;
                     }
                 }
-                (name, set.into_boxed_slice())
-            })
-            .collect();
+            }
+            set.shrink_to_fit();
+        }
+        let names = self.names;
         Table {
             zone_soa: soa_record(&zone.domain, &zone, serial),
             reverse_soa: soa_record(REVERSE_V4_ZONE, &zone, serial),
@@ -264,7 +263,10 @@ impl Builder {
 pub fn build_table(state: &ClusterState, zone: Arc<ZoneConfig>, serial: u32) -> Table {
     let domain = zone.domain.trim_end_matches('.').to_ascii_lowercase();
     let mut b = Builder {
-        names: HashMap::with_capacity(state.services.len() * 4 + state.pods.len() * 2 + 16),
+        names: NameMap::with_capacity_and_hasher(
+            state.services.len() * 4 + state.pods.len() * 2 + 16,
+            Default::default(),
+        ),
     };
 
     // The zone's own names: its name server and the spec's version record.

@@ -4,7 +4,9 @@
 //! A pid alone is not enough: the start time tells the process from a
 //! later one that got the same pid.
 
-use crate::process::{process_start_time, signal_tree};
+#[cfg(test)]
+use crate::process::process_start_time;
+use crate::process::{process_running, signal_tree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -90,7 +92,7 @@ pub(crate) fn kill_stale_processes(pods_dir: &Path) -> usize {
             continue;
         };
         for (_, pid, start) in parse(&text) {
-            if process_start_time(pid) == Some(start) {
+            if process_running(pid, start) {
                 signal_tree(pid, libc::SIGKILL);
                 killed.push((pid, start));
             }
@@ -102,7 +104,7 @@ pub(crate) fn kill_stale_processes(pods_dir: &Path) -> usize {
     while Instant::now() < deadline
         && killed
             .iter()
-            .any(|(pid, start)| process_start_time(*pid) == Some(*start))
+            .any(|(pid, start)| process_running(*pid, *start))
     {
         std::thread::sleep(Duration::from_millis(10));
     }

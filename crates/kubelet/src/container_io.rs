@@ -129,6 +129,14 @@ impl ContainerIo {
     }
 }
 
+/// Hand a chunk to attached clients; no copy when nobody is attached (a
+/// busy server's access log is written, not broadcast).
+fn forward(output: &broadcast::Sender<Output>, wrap: fn(Bytes) -> Output, data: &[u8]) {
+    if output.receiver_count() > 0 {
+        let _ = output.send(wrap(Bytes::copy_from_slice(data)));
+    }
+}
+
 async fn pump_pipes(
     mut stdout: tokio::process::ChildStdout,
     mut stderr: tokio::process::ChildStderr,
@@ -147,14 +155,14 @@ async fn pump_pipes(
             r = stdout.read(&mut out_buf), if out_open => match r {
                 Ok(n) if n > 0 => {
                     log.write(StreamKind::Stdout, &out_buf[..n]);
-                    let _ = output.send(Output::Stdout(Bytes::copy_from_slice(&out_buf[..n])));
+                    forward(&output, Output::Stdout, &out_buf[..n]);
                 }
                 _ => out_open = false,
             },
             r = stderr.read(&mut err_buf), if err_open => match r {
                 Ok(n) if n > 0 => {
                     log.write(StreamKind::Stderr, &err_buf[..n]);
-                    let _ = output.send(Output::Stderr(Bytes::copy_from_slice(&err_buf[..n])));
+                    forward(&output, Output::Stderr, &err_buf[..n]);
                 }
                 _ => err_open = false,
             },
@@ -175,7 +183,7 @@ async fn pump_tty(
         match pty.read(&mut buf).await {
             Ok(n) if n > 0 => {
                 log.write(StreamKind::Stdout, &buf[..n]);
-                let _ = output.send(Output::Stdout(Bytes::copy_from_slice(&buf[..n])));
+                forward(&output, Output::Stdout, &buf[..n]);
             }
             _ => break,
         }

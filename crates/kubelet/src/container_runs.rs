@@ -162,6 +162,7 @@ impl PodWorker {
         slot.next_instance += 1;
         slot.restart_count = instance;
         let log_path = slot.entry.dir.join(format!("{instance}.log"));
+        remove_old_logs(&slot.entry.dir, instance);
         let spawned = process::spawn(&process_spec)
             .await
             .map_err(|e| e.to_string())
@@ -259,6 +260,7 @@ impl PodWorker {
         slot.run = Some(Run {
             instance,
             pid,
+            start_time: sp.start_time,
             started_at: now_t,
             container_id: cid,
             io,
@@ -454,5 +456,43 @@ impl PodWorker {
             );
             self.event(Some(&name), true, "Failed", "Error: ImagePullBackOff");
         }
+    }
+}
+
+/// Keep the logs of the current and the previous start only (what
+/// `logs` and `logs --previous` can show), as the kubelet's garbage
+/// collection of dead containers does.
+fn remove_old_logs(dir: &std::path::Path, current: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let number = name.split('.').next().and_then(|n| n.parse::<u32>().ok());
+        if number.is_some_and(|n| n + 1 < current) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_current_and_previous_logs_stay() {
+        let dir = std::env::temp_dir().join(format!("kubelet-oldlogs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["0.log", "1.log", "1.log.1", "2.log", "3.log"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        remove_old_logs(&dir, 3);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["2.log", "3.log"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Run {
     /// Which start this is (0 for the first); also `<n>.log`.
     pub instance: u32,
     pub pid: i32,
+    /// The process' start time (/proc), so a signal never reaches a later
+    /// process that got the same pid.
+    pub start_time: u64,
     pub started_at: Timestamp,
     pub container_id: String,
     pub io: Arc<ContainerIo>,
@@ -232,6 +235,16 @@ impl Slot {
     /// exited 0).
     pub(crate) fn succeeded(&self) -> bool {
         matches!(&self.state, RunState::Terminated(t) if t.exit_code == 0)
+    }
+}
+
+impl Run {
+    /// Signal the run's process group if the process is still the one
+    /// started.
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        if crate::process::process_start_time(self.pid) == Some(self.start_time) {
+            crate::process::signal_tree(self.pid, signal);
+        }
     }
 }
 

@@ -211,7 +211,10 @@ impl Dispatcher {
             let _ = w.inbox.send(PodMessage::Update(Box::new(pod)));
             return;
         }
-        tracing::debug!(pod = ?pod.metadata.name, "pod worker starts");
+        tracing::debug!(
+            pod = pod.metadata.name.as_deref().unwrap_or(""),
+            "pod worker starts"
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = self.ctx.clone();
         let worker_uid = uid.clone();

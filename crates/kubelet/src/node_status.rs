@@ -90,7 +90,7 @@ fn disk_kib(path: &std::path::Path) -> u64 {
         std::path::Path::new("/")
     };
     match nix::sys::statvfs::statvfs(dir) {
-        Ok(s) => s.blocks() as u64 * s.fragment_size() as u64 / 1024,
+        Ok(s) => s.blocks() * s.fragment_size() / 1024,
         Err(_) => 0,
     }
 }

@@ -74,11 +74,12 @@ impl KubeletPodIo {
     }
 }
 
-fn not_running(pod: &PodEntry, container: &ContainerEntry) -> PodIoError {
+/// `verb`: `exec into` or `attach to`.
+fn not_running(pod: &PodEntry, container: &ContainerEntry, verb: &str) -> PodIoError {
     let phase = pod.phase.lock().expect("phase lock").clone();
     if phase == "Succeeded" || phase == "Failed" {
         return PodIoError::BadRequest(format!(
-            "cannot exec into a container in a completed pod; current phase is {phase}"
+            "cannot {verb} a container in a completed pod; current phase is {phase}"
         ));
     }
     let live = container.live.lock().expect("live lock");
@@ -142,7 +143,7 @@ impl PodIo for KubeletPodIo {
             };
             let running = container.live.lock().expect("live lock").running.clone();
             let Some(running) = running else {
-                return Err(not_running(&pod, &container));
+                return Err(not_running(&pod, &container, "exec into"));
             };
             let mut env = running.env.clone();
             if options.tty && !env.iter().any(|(k, _)| k == "TERM") {
@@ -206,7 +207,7 @@ impl PodIo for KubeletPodIo {
             let running = container.live.lock().expect("live lock").running.clone();
             match running {
                 Some(r) => Ok(attach_session(r.io, &options)),
-                None => Err(not_running(&pod, &container)),
+                None => Err(not_running(&pod, &container, "attach to")),
             }
         })
     }

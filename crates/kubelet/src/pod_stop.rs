@@ -17,12 +17,12 @@ impl PodWorker {
         run.probes.cancel();
         let deadline = Instant::now() + grace;
         if run.kill_at.is_none() {
-            signal_tree(run.pid, libc::SIGTERM);
+            run.signal(libc::SIGTERM);
             if run.tty {
-                signal_tree(run.pid, libc::SIGHUP);
+                run.signal(libc::SIGHUP);
             }
             if grace.is_zero() {
-                signal_tree(run.pid, libc::SIGKILL);
+                run.signal(libc::SIGKILL);
             }
         }
         run.kill_at = Some(run.kill_at.map_or(deadline, |k| k.min(deadline)));
@@ -33,14 +33,12 @@ impl PodWorker {
 
     /// Stop every container; what follows depends on `mode`.
     pub(crate) fn begin_stop(&mut self, mode: StopMode, grace: Duration) {
-        let deadline = Instant::now() + grace;
         let first = self.stopping.is_none();
         match &mut self.stopping {
             Some(s) => {
                 s.mode = s.mode.max(mode);
-                s.deadline = s.deadline.min(deadline);
             }
-            None => self.stopping = Some(Stopping { mode, deadline }),
+            None => self.stopping = Some(Stopping { mode }),
         }
         let ids: Vec<SlotId> = (0..self.init.len())
             .map(SlotId::Init)

@@ -16,7 +16,6 @@ use crate::network::{PodSandbox, SandboxNetwork};
 use crate::pod_files::{render_pod_files, write_pod_files, DnsSettings};
 use crate::pod_table::{ContainerEntry, PodEntry, PodTable};
 use crate::probes::ProbeUpdate;
-use crate::process::signal_tree;
 use crate::status::{pod_status, PodView};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
@@ -88,7 +87,6 @@ pub(crate) enum StopMode {
 
 pub(crate) struct Stopping {
     pub mode: StopMode,
-    pub deadline: Instant,
 }
 
 pub(crate) struct PodWorker {
@@ -206,6 +204,7 @@ impl PodWorker {
             ctx.client.clone(),
             namespace.clone(),
             name.clone(),
+            uid.clone(),
             status_rx,
         ));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -332,7 +331,7 @@ impl PodWorker {
         for slot in self.init.iter_mut().chain(self.app.iter_mut()) {
             if let Some(run) = &mut slot.run {
                 if run.kill_at.is_some_and(|t| t <= now) {
-                    signal_tree(run.pid, libc::SIGKILL);
+                    run.signal(libc::SIGKILL);
                     run.kill_at = None;
                 }
             }

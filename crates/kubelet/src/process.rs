@@ -171,6 +171,12 @@ fn enter_namespaces(ns: &Namespaces) -> Result<(), SpawnError> {
                         std::ptr::null(),
                     ) < 0
                     {
+                        // A host without the file (no /etc/hostname, a
+                        // dangling /etc/resolv.conf link): nothing to cover,
+                        // and creating it would create it on the host.
+                        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT) {
+                            continue;
+                        }
                         return Err(os_err(format!("bind-mount {:?} on {:?}", src, dst)));
                     }
                 }
@@ -395,17 +401,30 @@ pub(crate) fn signal_tree(pid: i32, signal: libc::c_int) {
 }
 
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot);
-/// `None` when the process is gone or a zombie.
+/// `None` when the process is gone. A zombie still has one.
 pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether the process started at `start_time` still runs (exists and is
+/// not a zombie waiting to be reaped).
+pub(crate) fn process_running(pid: i32, start_time: u64) -> bool {
+    match stat_fields(pid) {
+        Some(f) => {
+            f.first().map(String::as_str) != Some("Z")
+                && f.get(19).and_then(|s| s.parse().ok()) == Some(start_time)
+        }
+        None => false,
+    }
+}
+
+/// The fields of /proc/<pid>/stat after the command name (state first).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start
     // after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 /// Exit code as Kubernetes reports it: the code, or 128 + signal.
@@ -522,6 +541,17 @@ mod tests {
         assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
         use tokio::io::AsyncReadExt;
         let ns = format!("kubelet-test-{}", std::process::id());
+        /// Removes the namespace and files even when an assertion fails.
+        struct Cleanup(String);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &self.0])
+                    .status();
+                let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.0));
+            }
+        }
+        let _cleanup = Cleanup(ns.clone());
         assert!(std::process::Command::new("ip")
             .args(["netns", "add", &ns])
             .status()

@@ -279,6 +279,16 @@ fn condition(
     }
 }
 
+/// The Pod's `metadata.generation` this status was computed from
+/// (Kubernetes 1.35 reports it on the status and on the kubelet's
+/// conditions).
+fn observed(mut conditions: Vec<PodCondition>, generation: Option<i64>) -> Vec<PodCondition> {
+    for c in &mut conditions {
+        c.observed_generation = generation;
+    }
+    conditions
+}
+
 /// The Pod's status.
 pub(crate) fn pod_status(v: &PodView) -> PodStatus {
     let spec = v.pod.spec.clone().unwrap_or_default();
@@ -353,33 +363,37 @@ pub(crate) fn pod_status(v: &PodView) -> PodStatus {
     };
 
     let now = v.now;
-    let mut conditions = vec![
-        condition(
-            "PodReadyToStartContainers",
-            v.sandbox_ready,
-            None,
-            None,
-            previous,
-            now,
-        ),
-        condition(
-            "Initialized",
-            is_initialized,
-            init_reason,
-            init_message,
-            previous,
-            now,
-        ),
-        condition("Ready", ready, ready_reason, ready_message, previous, now),
-        condition(
-            "ContainersReady",
-            containers_ready,
-            cr_reason,
-            cr_message,
-            previous,
-            now,
-        ),
-    ];
+    let generation = v.pod.metadata.generation;
+    let mut conditions = observed(
+        vec![
+            condition(
+                "PodReadyToStartContainers",
+                v.sandbox_ready,
+                None,
+                None,
+                previous,
+                now,
+            ),
+            condition(
+                "Initialized",
+                is_initialized,
+                init_reason,
+                init_message,
+                previous,
+                now,
+            ),
+            condition("Ready", ready, ready_reason, ready_message, previous, now),
+            condition(
+                "ContainersReady",
+                containers_ready,
+                cr_reason,
+                cr_message,
+                previous,
+                now,
+            ),
+        ],
+        generation,
+    );
     match previous.iter().find(|c| c.type_ == "PodScheduled") {
         Some(c) => conditions.push(c.clone()),
         None => conditions.push(condition("PodScheduled", true, None, None, previous, now)),
@@ -411,6 +425,7 @@ pub(crate) fn pod_status(v: &PodView) -> PodStatus {
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
         start_time: Some(time(v.start_time)),
         qos_class: Some(qos_class(&spec).to_string()),
+        observed_generation: v.pod.metadata.generation,
         container_statuses: Some(v.app.iter().map(container_status).collect()),
         init_container_statuses: (!v.init.is_empty())
             .then(|| v.init.iter().map(container_status).collect()),
@@ -679,5 +694,22 @@ mod tests {
             qos_class(&spec(serde_json::json!({"requests": {"cpu": "100m"}}))),
             "Burstable"
         );
+    }
+
+    #[test]
+    fn the_observed_generation_is_reported_on_status_and_kubelet_conditions() {
+        let mut pod = pod_with("Always");
+        pod.metadata.generation = Some(3);
+        let app = [running("web", true)];
+        let s = pod_status(&view(&pod, &app, ts(5)));
+        assert_eq!(s.observed_generation, Some(3));
+        for c in s.conditions.unwrap() {
+            let expected = if c.type_ == "PodScheduled" {
+                None
+            } else {
+                Some(3)
+            };
+            assert_eq!(c.observed_generation, expected, "{}", c.type_);
+        }
     }
 }

@@ -81,6 +81,24 @@ pub(crate) async fn enable_forwarding(netns_path: &Path, netns: &str) -> Result<
             })
         };
         write("/proc/sys/net/ipv4/ip_forward")?;
+        // Pod traffic to a ClusterIP enters and leaves the node on cni0, so
+        // the node would send the Pod an ICMP redirect ("the ClusterIP is on
+        // your link"); the redirect also spends the per-peer ICMP budget, so
+        // a REJECTed connection (a Service without endpoints) timed out
+        // instead of being refused at once. So: no redirects, and no ICMP
+        // rate limit in the node, so that every connection to such a
+        // Service is refused, not only the first in each second.
+        let zero = |path: &str| {
+            std::fs::write(path, b"0").map_err(|source| NodeNetError::Io {
+                op: "write sysctl in node netns",
+                path: PathBuf::from(path),
+                source,
+            })
+        };
+        for dev in ["all", "default", BRIDGE_IFNAME] {
+            zero(&format!("/proc/sys/net/ipv4/conf/{dev}/send_redirects"))?;
+        }
+        zero("/proc/sys/net/ipv4/icmp_ratelimit")?;
         let bridge_nf = "/proc/sys/net/bridge/bridge-nf-call-iptables";
         if Path::new(bridge_nf).exists() {
             write(bridge_nf)?;

@@ -46,7 +46,10 @@ impl ServicePort {
 
 /// Reduce Services and EndpointSlices to service ports. Headless and
 /// ExternalName Services get none (they have no virtual IP).
-pub fn service_ports(services: &[Service], slices: &[EndpointSlice]) -> Vec<ServicePort> {
+pub fn service_ports<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> Vec<ServicePort> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
         let ns = s.metadata.namespace.clone().unwrap_or_default();

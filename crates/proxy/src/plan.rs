@@ -3,7 +3,7 @@
 
 use crate::chain_name::{endpoint_chain, external_chain, service_chain};
 use crate::model::ServicePort;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The packet mark that asks KUBE-POSTROUTING to masquerade.
 pub const MASQ_MARK: &str = "0x4000";
@@ -57,8 +57,60 @@ pub fn builtin_jumps() -> (Chains, Chains) {
     (nat, filter)
 }
 
+/// The rules of one service port: its lines in the shared chains and its
+/// own chains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortRules {
+    /// Lines of nat KUBE-SERVICES.
+    pub services: Vec<String>,
+    /// Lines of nat KUBE-NODEPORTS.
+    pub nodeports: Vec<String>,
+    /// Lines of filter KUBE-SERVICES (REJECT without endpoints).
+    pub filter_services: Vec<String>,
+    /// Lines of filter KUBE-EXTERNAL-SERVICES.
+    pub filter_external: Vec<String>,
+    /// The port's own nat chains (KUBE-SVC-, KUBE-EXT-, KUBE-SEP-).
+    pub chains: Vec<(String, Vec<String>)>,
+}
+
 /// Plan every minik8s chain for the given service ports.
 pub fn plan_rules(ports: &[ServicePort], node: &NodeContext) -> RuleSet {
+    let planned: Vec<PortRules> = ports.iter().map(|sp| plan_port(sp, node)).collect();
+    assemble(planned.iter())
+}
+
+/// Plans ports incrementally: a port whose inputs did not change since the
+/// last call reuses its rules, so one endpoint change among thousands of
+/// Services costs one port's planning (KEP-3453's idea), not all of them.
+#[derive(Default)]
+pub struct RulePlanner {
+    cache: HashMap<(String, String), (ServicePort, PortRules)>,
+}
+
+impl RulePlanner {
+    pub fn plan(&mut self, ports: &[ServicePort], node: &NodeContext) -> RuleSet {
+        let mut next = HashMap::with_capacity(ports.len());
+        for sp in ports {
+            let key = (sp.display_name(), sp.protocol.clone());
+            let rules = match self.cache.remove(&key) {
+                Some((old, rules)) if old == *sp => rules,
+                _ => plan_port(sp, node),
+            };
+            next.insert(key, (sp.clone(), rules));
+        }
+        self.cache = next;
+        // Assemble in the order of `ports` (sorted by the model), so the
+        // output is the same as `plan_rules`'.
+        assemble(
+            ports
+                .iter()
+                .map(|sp| &self.cache[&(sp.display_name(), sp.protocol.clone())].1),
+        )
+    }
+}
+
+/// The fixed chains plus every port's rules.
+fn assemble<'a>(ports: impl Iterator<Item = &'a PortRules>) -> RuleSet {
     let mut nat = Chains::new();
     let mut filter = Chains::new();
 
@@ -87,115 +139,15 @@ pub fn plan_rules(ports: &[ServicePort], node: &NodeContext) -> RuleSet {
     let mut nodeports = Vec::new();
     let mut filter_services = Vec::new();
     let mut filter_external = Vec::new();
-
-    for sp in ports {
-        let name = sp.display_name();
-        let proto = &sp.protocol;
-        let svc_chain = service_chain(&name, proto);
-        let ext_chain = external_chain(&name, proto);
-        let has_external = sp.node_port.is_some()
-            || !sp.external_ips.is_empty()
-            || !sp.load_balancer_ips.is_empty();
-        let Some(cluster_ip) = sp.cluster_ip else {
-            continue;
-        };
-        let port = sp.port;
-
-        if sp.endpoints.is_empty() {
-            // No endpoints: refuse at once instead of letting clients time
-            // out (the chapter's exercise 2: "connection refused").
-            filter_services.push(format!(
-                "-d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {port} -j REJECT --reject-with icmp-port-unreachable"
-            ));
-            for ip in sp.external_ips.iter().chain(&sp.load_balancer_ips) {
-                filter_external.push(format!(
-                    "-d {ip}/32 -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {port} -j REJECT --reject-with icmp-port-unreachable"
-                ));
-            }
-            if let Some(np) = sp.node_port {
-                filter_external.push(format!(
-                    "-m addrtype --dst-type LOCAL -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {np} -j REJECT --reject-with icmp-port-unreachable"
-                ));
-            }
-            continue;
-        }
-
-        services.push(format!(
-            "-d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} cluster IP\" -m {proto} --dport {port} -j {svc_chain}"
-        ));
-        for ip in &sp.external_ips {
-            services.push(format!(
-                "-d {ip}/32 -p {proto} -m comment --comment \"{name} external IP\" -m {proto} --dport {port} -j {ext_chain}"
-            ));
-        }
-        for ip in &sp.load_balancer_ips {
-            services.push(format!(
-                "-d {ip}/32 -p {proto} -m comment --comment \"{name} loadbalancer IP\" -m {proto} --dport {port} -j {ext_chain}"
-            ));
-        }
-        if let Some(np) = sp.node_port {
-            nodeports.push(format!(
-                "-p {proto} -m comment --comment \"{name}\" -m {proto} --dport {np} -j {ext_chain}"
-            ));
-        }
-        if has_external {
-            nat.insert(
-                ext_chain.clone(),
-                vec![
-                    format!("-m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"),
-                    format!("-j {svc_chain}"),
-                ],
-            );
-        }
-
-        let mut svc_rules = vec![format!(
-            "! -s {} -d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} cluster IP\" -m {proto} --dport {port} -j KUBE-MARK-MASQ",
-            node.cluster_cidr
-        )];
-        let seps: Vec<(String, String)> = sp
-            .endpoints
-            .iter()
-            .map(|e| {
-                let ep = format!("{}:{}", e.ip, e.port);
-                (endpoint_chain(&name, proto, &ep), ep)
-            })
-            .collect();
-        if let Some(timeout) = sp.affinity_timeout {
-            for (sep, ep) in &seps {
-                svc_rules.push(format!(
-                    "-m comment --comment \"{name} -> {ep}\" -m recent --name {sep} --rcheck --seconds {timeout} --reap -j {sep}"
-                ));
-            }
-        }
-        let n = seps.len();
-        for (i, (sep, ep)) in seps.iter().enumerate() {
-            if i + 1 < n {
-                let probability = 1.0 / (n - i) as f64;
-                svc_rules.push(format!(
-                    "-m comment --comment \"{name} -> {ep}\" -m statistic --mode random --probability {probability:.10} -j {sep}"
-                ));
-            } else {
-                svc_rules.push(format!("-m comment --comment \"{name} -> {ep}\" -j {sep}"));
-            }
-        }
-        nat.insert(svc_chain.clone(), svc_rules);
-
-        for (e, (sep, ep)) in sp.endpoints.iter().zip(&seps) {
-            let recent = if sp.affinity_timeout.is_some() {
-                format!(" -m recent --name {sep} --set")
-            } else {
-                String::new()
-            };
-            nat.insert(
-                sep.clone(),
-                vec![
-                    format!("-s {}/32 -m comment --comment \"{name}\" -j KUBE-MARK-MASQ", e.ip),
-                    format!("-p {proto} -m comment --comment \"{name}\"{recent} -m {proto} -j DNAT --to-destination {ep}"),
-                ],
-            );
+    for p in ports {
+        services.extend(p.services.iter().cloned());
+        nodeports.extend(p.nodeports.iter().cloned());
+        filter_services.extend(p.filter_services.iter().cloned());
+        filter_external.extend(p.filter_external.iter().cloned());
+        for (chain, rules) in &p.chains {
+            nat.insert(chain.clone(), rules.clone());
         }
     }
-
     services.push(
         "-m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS".into(),
     );
@@ -203,8 +155,119 @@ pub fn plan_rules(ports: &[ServicePort], node: &NodeContext) -> RuleSet {
     nat.insert("KUBE-NODEPORTS".into(), nodeports);
     filter.insert("KUBE-SERVICES".into(), filter_services);
     filter.insert("KUBE-EXTERNAL-SERVICES".into(), filter_external);
-
     RuleSet { nat, filter }
+}
+
+/// The rules of one service port, as kube-proxy's iptables mode writes
+/// them.
+pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
+    let mut out = PortRules::default();
+    let name = sp.display_name();
+    let proto = &sp.protocol;
+    let svc_chain = service_chain(&name, proto);
+    let ext_chain = external_chain(&name, proto);
+    let has_external =
+        sp.node_port.is_some() || !sp.external_ips.is_empty() || !sp.load_balancer_ips.is_empty();
+    let Some(cluster_ip) = sp.cluster_ip else {
+        return out;
+    };
+    let port = sp.port;
+
+    if sp.endpoints.is_empty() {
+        // No endpoints: refuse at once instead of letting clients time
+        // out (the chapter's exercise 2: "connection refused").
+        out.filter_services.push(format!(
+            "-d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {port} -j REJECT --reject-with icmp-port-unreachable"
+        ));
+        for ip in sp.external_ips.iter().chain(&sp.load_balancer_ips) {
+            out.filter_external.push(format!(
+                "-d {ip}/32 -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {port} -j REJECT --reject-with icmp-port-unreachable"
+            ));
+        }
+        if let Some(np) = sp.node_port {
+            out.filter_external.push(format!(
+                "-m addrtype --dst-type LOCAL -p {proto} -m comment --comment \"{name} has no endpoints\" -m {proto} --dport {np} -j REJECT --reject-with icmp-port-unreachable"
+            ));
+        }
+        return out;
+    }
+
+    out.services.push(format!(
+        "-d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} cluster IP\" -m {proto} --dport {port} -j {svc_chain}"
+    ));
+    for ip in &sp.external_ips {
+        out.services.push(format!(
+            "-d {ip}/32 -p {proto} -m comment --comment \"{name} external IP\" -m {proto} --dport {port} -j {ext_chain}"
+        ));
+    }
+    for ip in &sp.load_balancer_ips {
+        out.services.push(format!(
+            "-d {ip}/32 -p {proto} -m comment --comment \"{name} loadbalancer IP\" -m {proto} --dport {port} -j {ext_chain}"
+        ));
+    }
+    if let Some(np) = sp.node_port {
+        out.nodeports.push(format!(
+            "-p {proto} -m comment --comment \"{name}\" -m {proto} --dport {np} -j {ext_chain}"
+        ));
+    }
+    if has_external {
+        out.chains.push((
+            ext_chain.clone(),
+            vec![
+                format!("-m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"),
+                format!("-j {svc_chain}"),
+            ],
+        ));
+    }
+
+    let mut svc_rules = vec![format!(
+        "! -s {} -d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} cluster IP\" -m {proto} --dport {port} -j KUBE-MARK-MASQ",
+        node.cluster_cidr
+    )];
+    let seps: Vec<(String, String)> = sp
+        .endpoints
+        .iter()
+        .map(|e| {
+            let ep = format!("{}:{}", e.ip, e.port);
+            (endpoint_chain(&name, proto, &ep), ep)
+        })
+        .collect();
+    if let Some(timeout) = sp.affinity_timeout {
+        for (sep, ep) in &seps {
+            svc_rules.push(format!(
+                "-m comment --comment \"{name} -> {ep}\" -m recent --name {sep} --rcheck --seconds {timeout} --reap -j {sep}"
+            ));
+        }
+    }
+    let n = seps.len();
+    for (i, (sep, ep)) in seps.iter().enumerate() {
+        if i + 1 < n {
+            let probability = 1.0 / (n - i) as f64;
+            svc_rules.push(format!(
+                "-m comment --comment \"{name} -> {ep}\" -m statistic --mode random --probability {probability:.10} -j {sep}"
+            ));
+        } else {
+            svc_rules.push(format!("-m comment --comment \"{name} -> {ep}\" -j {sep}"));
+        }
+    }
+    out.chains.push((svc_chain.clone(), svc_rules));
+
+    for (e, (sep, ep)) in sp.endpoints.iter().zip(&seps) {
+        let recent = if sp.affinity_timeout.is_some() {
+            format!(" -m recent --name {sep} --set")
+        } else {
+            String::new()
+        };
+        out.chains.push((
+            sep.clone(),
+            vec![
+                format!("-s {}/32 -m comment --comment \"{name}\" -j KUBE-MARK-MASQ", e.ip),
+                format!("-p {proto} -m comment --comment \"{name}\"{recent} -m {proto} -j DNAT --to-destination {ep}"),
+            ],
+        ));
+    }
+
+    out
 }
 
 #[cfg(test)]
@@ -293,6 +356,23 @@ mod tests {
             .iter()
             .any(|r| r.contains("172.18.255.1/32") && r.contains("loadbalancer IP")));
         assert_eq!(rules.nat[&ext][0], "-m comment --comment \"masquerade traffic for default/web external destinations\" -j KUBE-MARK-MASQ");
+    }
+
+    #[test]
+    fn incremental_planner_matches_a_full_plan() {
+        let a = web(&[("10.244.0.5", 80), ("10.244.0.6", 80)], None);
+        let mut b = web(&[("10.244.0.7", 80)], Some(30080));
+        b.name = "api".into();
+        let mut planner = RulePlanner::default();
+        assert_eq!(
+            planner.plan(&[b.clone(), a.clone()], &node()),
+            plan_rules(&[b.clone(), a.clone()], &node())
+        );
+        let a2 = web(&[("10.244.0.5", 80)], None);
+        assert_eq!(
+            planner.plan(&[b.clone(), a2.clone()], &node()),
+            plan_rules(&[b, a2], &node())
+        );
     }
 
     #[test]

@@ -4,13 +4,14 @@
 
 use crate::kernel::RuleWriter;
 use crate::model::{service_ports, ServicePort};
-use crate::plan::{plan_rules, NodeContext, RuleSet};
+use crate::plan::{NodeContext, RulePlanner, RuleSet};
 use crate::restore::{render_cleanup, render_full, render_partial, rule_count};
 use api::registry::{ENDPOINT_SLICES, SERVICES};
 use client::{watcher, Client, ListParams, WatcherEvent};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -68,14 +69,16 @@ impl Proxy {
         .map(Input::Slices);
         let mut inputs = futures::stream::select(services, slices);
 
-        let mut svc_cache: BTreeMap<String, Value> = BTreeMap::new();
-        let mut slice_cache: BTreeMap<String, Value> = BTreeMap::new();
+        // Typed once when an event arrives, not at every sync.
+        let mut svc_cache: BTreeMap<String, Service> = BTreeMap::new();
+        let mut slice_cache: BTreeMap<String, EndpointSlice> = BTreeMap::new();
         let (mut svc_synced, mut slices_synced) = (false, false);
         let mut written = Written::default();
         let node = NodeContext {
             cluster_cidr: self.config.cluster_cidr.clone(),
         };
         let mut retry_at: Option<Instant> = None;
+        let mut planner = RulePlanner::default();
 
         loop {
             let wake = retry_at
@@ -105,10 +108,8 @@ impl Proxy {
             if !(svc_synced && slices_synced) {
                 continue;
             }
-            let services: Vec<Service> = typed_all(&svc_cache);
-            let slices: Vec<EndpointSlice> = typed_all(&slice_cache);
-            let ports = service_ports(&services, &slices);
-            let desired = plan_rules(&ports, &node);
+            let ports = service_ports(svc_cache.values(), slice_cache.values());
+            let desired = planner.plan(&ports, &node);
             let full = written.rules.is_none();
             match self.write(written.rules.clone(), &desired).await {
                 Ok(()) => {
@@ -208,23 +209,31 @@ impl Proxy {
 
 /// Fold a watcher event into a cache keyed by namespace/name. Returns true
 /// once the cache holds a complete list.
-fn apply(cache: &mut BTreeMap<String, Value>, event: WatcherEvent) -> bool {
+fn apply<K: DeserializeOwned>(cache: &mut BTreeMap<String, K>, event: WatcherEvent) -> bool {
     match event {
         WatcherEvent::Restarted(items) => {
             cache.clear();
             for o in items {
-                cache.insert(key(&o), o);
+                insert(cache, o);
             }
             return true;
         }
-        WatcherEvent::Applied(o) => {
-            cache.insert(key(&o), o);
-        }
+        WatcherEvent::Applied(o) => insert(cache, o),
         WatcherEvent::Deleted(o) => {
             cache.remove(&key(&o));
         }
     }
     false
+}
+
+fn insert<K: DeserializeOwned>(cache: &mut BTreeMap<String, K>, o: Value) {
+    let k = key(&o);
+    match serde_json::from_value(o) {
+        Ok(typed) => {
+            cache.insert(k, typed);
+        }
+        Err(e) => tracing::warn!(object = %k, error = %e, "proxy ignores an object it cannot read"),
+    }
 }
 
 fn key(o: &Value) -> String {
@@ -233,11 +242,4 @@ fn key(o: &Value) -> String {
         o["metadata"]["namespace"].as_str().unwrap_or(""),
         o["metadata"]["name"].as_str().unwrap_or("")
     )
-}
-
-fn typed_all<K: serde::de::DeserializeOwned>(cache: &BTreeMap<String, Value>) -> Vec<K> {
-    cache
-        .values()
-        .filter_map(|v| serde_json::from_value(v.clone()).ok())
-        .collect()
 }

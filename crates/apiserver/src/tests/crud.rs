@@ -244,8 +244,9 @@ async fn pods_on_a_node_terminate_gracefully() {
         t.post("/api/v1/namespaces/default/pods", pod).await.status,
         StatusCode::CREATED
     );
+    // 200 with the marked Pod, as Kubernetes answers kubectl.
     let r = t.delete("/api/v1/namespaces/default/pods/p").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["metadata"]["deletionGracePeriodSeconds"], 10);
     assert!(r.body["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(
@@ -266,6 +267,17 @@ async fn pods_on_a_node_terminate_gracefully() {
         t.get("/api/v1/namespaces/default/pods/p").await.status,
         StatusCode::NOT_FOUND
     );
+    // 202 only for a pending deletion asked with orphanDependents=false.
+    t.post("/api/v1/namespaces/default/pods", pod).await;
+    let r = t
+        .call(
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/p",
+            "application/json",
+            r#"{"kind":"DeleteOptions","apiVersion":"v1","orphanDependents":false}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -275,7 +287,7 @@ async fn namespace_deletion_removes_its_content() {
     t.post("/api/v1/namespaces/team/services", &service("web"))
         .await;
     let r = t.delete("/api/v1/namespaces/team").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["status"]["phase"], "Terminating");
     let r = t
         .post("/api/v1/namespaces/team/services", &service("other"))

@@ -161,9 +161,10 @@ async fn unknown_fields_strict_and_warn() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // A POST body goes through the codec, whose error Kubernetes wraps.
     assert_eq!(
         r.body["message"],
-        "strict decoding error: unknown field \"spec.foo\""
+        "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.foo\""
     );
     let r = t
         .post(
@@ -175,6 +176,19 @@ async fn unknown_fields_strict_and_warn() {
     assert_eq!(
         r.headers["warning"],
         "299 - \"unknown field \\\"spec.foo\\\"\""
+    );
+    // A patched object is reported bare, as Kubernetes' patch handler does.
+    let r = t
+        .patch(
+            "/api/v1/namespaces/default/services/web?fieldValidation=Strict",
+            "application/merge-patch+json",
+            r#"{"spec":{"bar":1}}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["message"],
+        "strict decoding error: unknown field \"spec.bar\""
     );
 }
 

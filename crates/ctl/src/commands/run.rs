@@ -189,8 +189,16 @@ async fn attach_to(ctx: &Context, args: &RunArgs) -> Result<(), CtlError> {
     match run_session(session, ctx.client.base_url()).await {
         Ok(RemoteExit::Success) => Ok(()),
         Ok(RemoteExit::Code(code)) => Err(CtlError::QuietExit(code)),
-        Ok(RemoteExit::Failure(msg)) => Err(CtlError::msg(msg)),
         Err(e @ CtlError::Unreachable { .. }) => Err(e),
+        // Like kubectl, any failure to attach (e.g. a short command that
+        // finished between the wait and the attach) shows the logs instead.
+        Ok(RemoteExit::Failure(msg)) => {
+            eprintln!(
+                "warning: couldn't attach to pod/{}, falling back to streaming logs: {msg}",
+                args.name
+            );
+            super::logs::print_stream(ctx, &log_path, &container_query).await
+        }
         Err(e) => {
             eprintln!(
                 "warning: couldn't attach to pod/{}, falling back to streaming logs: {}",

@@ -401,7 +401,7 @@ async fn serve_connection(
             referer: req.referer,
             user_agent: req.user_agent,
         }));
-        drop(req);
+        // `req` borrows `head`, which borrows `buf`: both end here.
         drop(head);
         buf.drain(..drained);
         while body_left > 0 {

@@ -1,0 +1,159 @@
+//! A command run on a pseudo-terminal, typed into like a reader types:
+//! `kubectl run -it` only goes interactive (raw mode, a TTY in the Pod)
+//! when its stdin is a terminal.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct PtySession {
+    child: Child,
+    master: File,
+    transcript: Arc<Mutex<Vec<u8>>>,
+    /// Where the next `expect` starts looking.
+    cursor: usize,
+    what: String,
+}
+
+impl PtySession {
+    /// Start `cmd` with a new pseudo-terminal (80x24) as its controlling
+    /// terminal and stdin, stdout and stderr.
+    pub fn spawn(mut cmd: Command, what: &str) -> PtySession {
+        let (mut master, mut slave) = (-1, -1);
+        let mut size = libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two new descriptors into the given ints;
+        // the name and termios pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &mut size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just created and are owned here.
+        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let dup = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
+        cmd.stdin(dup(&slave))
+            .stdout(dup(&slave))
+            .stderr(dup(&slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+        // The child holds the slave now; ours must go, or reading the
+        // master would never see the end.
+        drop(cmd);
+        drop(slave);
+        let transcript = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().expect("dup pty master");
+        let sink = transcript.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once every holder of the slave is gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        PtySession {
+            child,
+            master,
+            transcript,
+            cursor: 0,
+            what: what.to_string(),
+        }
+    }
+
+    /// Everything the command has written so far.
+    pub fn transcript(&self) -> String {
+        String::from_utf8_lossy(&self.transcript.lock().unwrap()).into_owned()
+    }
+
+    /// Wait until `needle` appears after the previous match; fail the test
+    /// with the transcript when it does not within `timeout`.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let t = self.transcript.lock().unwrap();
+                if let Some(i) = t[self.cursor.min(t.len())..]
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                {
+                    self.cursor += i + needle.len();
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: {needle:?} did not appear within {timeout:?}; transcript:\n{:?}",
+                    self.what,
+                    self.transcript()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Type `keys` at the terminal.
+    pub fn send(&mut self, keys: &str) {
+        self.master
+            .write_all(keys.as_bytes())
+            .expect("write to pty");
+        self.master.flush().expect("flush pty");
+    }
+
+    /// Wait for the command to exit; fail the test when it does not.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait for pty command") {
+                // Let the reader drain what was written just before exit.
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not exit within {timeout:?}; transcript:\n{:?}",
+                    self.what,
+                    self.transcript()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
