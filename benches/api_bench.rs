@@ -376,6 +376,25 @@ fn main() {
         None,
     ));
 
+    // Whether a create costs more as the Services add up.
+    if seq.len() >= 200 {
+        let p50_of = |part: &[Duration]| {
+            let mut v = part.to_vec();
+            v.sort();
+            ms(percentile(&v, 50.0))
+        };
+        rows.push(row(
+            "(b) p50 of the first 100 / the last 100 creates",
+            format!(
+                "{:.2} / {:.2} ms",
+                p50_of(&seq[..100]),
+                p50_of(&seq[seq.len() - 100..])
+            ),
+            "",
+            None,
+        ));
+    }
+
     std::thread::sleep(Duration::from_secs(1));
     let rss_1000 = server.rss_kib();
 

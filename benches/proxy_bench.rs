@@ -15,7 +15,10 @@ const NODE: &str = "mkbench";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let bin = args.get(1).cloned().unwrap_or_else(|| "target/release/minik8s".into());
+    let bin = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "target/release/minik8s".into());
     let samples: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
     let data = std::env::temp_dir().join(format!("minik8s-proxy-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -36,8 +39,23 @@ fn main() {
 
 fn start(bin: &str, data: &std::path::Path) -> Child {
     Command::new(bin)
-        .args(["server", "--listen", "127.0.0.1:0", "--dns-upstream", "none", "--node-name", NODE])
-        .args(["--node-ip", "192.168.233.2/24", "--pod-cidr", "10.233.0.0/16", "--lb-pool", "172.31.233.0/24"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-upstream",
+            "none",
+            "--node-name",
+            NODE,
+        ])
+        .args([
+            "--node-ip",
+            "192.168.233.2/24",
+            "--pod-cidr",
+            "10.233.0.0/16",
+            "--lb-pool",
+            "172.31.233.0/24",
+        ])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")
@@ -52,7 +70,10 @@ fn read_url(child: &mut Child) -> String {
     let mut lines = BufReader::new(out).lines();
     let line = lines.next().expect("server printed its address").unwrap();
     std::thread::spawn(move || for _ in lines {});
-    line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string()
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string()
 }
 
 /// Is a DNAT to `ip` in the node's nat table now?
@@ -70,7 +91,10 @@ fn wait_rule(ip: &str, present: bool) -> Instant {
         if rule_present(ip) == present {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "rule for {ip} never became {present}");
+        assert!(
+            Instant::now() < deadline,
+            "rule for {ip} never became {present}"
+        );
     }
 }
 
@@ -93,35 +117,62 @@ async fn run(c: Client, samples: usize) {
         let pod = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":name,"labels":{"app":"bench"}},
             "spec":{"containers":[{"name":"nginx","image":"nginx","ports":[{"containerPort":80}]}]}});
         let created = c.create(&PODS, Some("default"), &pod).await.unwrap();
-        let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        let rv = created["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let params = ListParams::fields(format!("metadata.name={name}"));
         let mut watch = Box::pin(c.watch(&PODS, Some("default"), &params, &rv).await.unwrap());
         let (ready_at, ip) = loop {
             let ev = watch.next().await.unwrap().unwrap();
-            let ready = ev.object["status"]["conditions"].as_array().into_iter().flatten().any(|c: &Value| c["type"] == "Ready" && c["status"] == "True");
+            let ready = ev.object["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c: &Value| c["type"] == "Ready" && c["status"] == "True");
             if ready {
-                break (Instant::now(), ev.object["status"]["podIP"].as_str().unwrap().to_string());
+                break (
+                    Instant::now(),
+                    ev.object["status"]["podIP"].as_str().unwrap().to_string(),
+                );
             }
         };
         let ip2 = ip.clone();
-        let in_kernel = tokio::task::spawn_blocking(move || wait_rule(&ip2, true)).await.unwrap();
+        let in_kernel = tokio::task::spawn_blocking(move || wait_rule(&ip2, true))
+            .await
+            .unwrap();
         ready_ms.push(in_kernel.duration_since(ready_at).as_secs_f64() * 1000.0);
         if i + 1 < samples {
             let deleted_at = Instant::now();
             c.delete(&PODS, Some("default"), &name).await.unwrap();
             let ip2 = ip.clone();
-            let gone = tokio::task::spawn_blocking(move || wait_rule(&ip2, false)).await.unwrap();
+            let gone = tokio::task::spawn_blocking(move || wait_rule(&ip2, false))
+                .await
+                .unwrap();
             delete_ms.push(gone.duration_since(deleted_at).as_secs_f64() * 1000.0);
         } else {
             // Keep the last Pod for the throughput comparison.
             let (cip, pip) = (cluster_ip.clone(), ip.clone());
-            tokio::task::spawn_blocking(move || throughput(&cip, &pip)).await.unwrap();
+            tokio::task::spawn_blocking(move || throughput(&cip, &pip))
+                .await
+                .unwrap();
         }
     }
     println!("network programming latency, Pod Ready -> DNAT rule in kernel ({samples} Pods):");
-    println!("  p50 {:6.1} ms   p99 {:6.1} ms   (target p50 < 20 ms, p99 < 100 ms)", pct(&mut ready_ms, 0.5), pct(&mut ready_ms, 0.99));
-    println!("network programming latency, Pod deleted -> rule gone ({} Pods):", delete_ms.len());
-    println!("  p50 {:6.1} ms   p99 {:6.1} ms", pct(&mut delete_ms, 0.5), pct(&mut delete_ms, 0.99));
+    println!(
+        "  p50 {:6.1} ms   p99 {:6.1} ms   (target p50 < 20 ms, p99 < 100 ms)",
+        pct(&mut ready_ms, 0.5),
+        pct(&mut ready_ms, 0.99)
+    );
+    println!(
+        "network programming latency, Pod deleted -> rule gone ({} Pods):",
+        delete_ms.len()
+    );
+    println!(
+        "  p50 {:6.1} ms   p99 {:6.1} ms",
+        pct(&mut delete_ms, 0.5),
+        pct(&mut delete_ms, 0.99)
+    );
 }
 
 /// wrk from the host, alternating ClusterIP and Pod IP runs.

@@ -169,7 +169,11 @@ async fn run(args: ServerArgs) -> Result<()> {
     };
     tasks.push((
         "controllers",
-        tokio::spawn(controllers::run(client.clone(), controllers_config, shutdown.clone())),
+        tokio::spawn(controllers::run(
+            client.clone(),
+            controllers_config,
+            shutdown.clone(),
+        )),
     ));
 
     if let (Some(net), Some(kubelet)) = (&node, kubelet) {
@@ -224,7 +228,10 @@ async fn run(args: ServerArgs) -> Result<()> {
     }
     if let Some(net) = node {
         match Arc::try_unwrap(net) {
-            Ok(net) => net.teardown().await.context("cannot remove the node's network")?,
+            Ok(net) => net
+                .teardown()
+                .await
+                .context("cannot remove the node's network")?,
             Err(_) => eprintln!("minik8s: node network still in use; not removed"),
         }
     }
@@ -248,9 +255,9 @@ fn parse_upstream(a: &str) -> Result<SocketAddr> {
     if let Ok(s) = a.parse::<SocketAddr>() {
         return Ok(s);
     }
-    let ip: std::net::IpAddr = a
-        .parse()
-        .with_context(|| format!("--dns-upstream {a}: not an address (want IP, IP:PORT or none)"))?;
+    let ip: std::net::IpAddr = a.parse().with_context(|| {
+        format!("--dns-upstream {a}: not an address (want IP, IP:PORT or none)")
+    })?;
     Ok(SocketAddr::new(ip, 53))
 }
 

@@ -1,4 +1,4 @@
-mod support;
 mod control_plane;
-mod node;
 mod kubectl;
+mod node;
+mod support;

@@ -43,7 +43,9 @@ pub const NAMESPACES: ResourceInfo = ResourceInfo {
     namespaced: false,
     categories: &[],
     subresources: &["status"],
-    verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+    verbs: &[
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ],
 };
 
 pub const NODES: ResourceInfo = ResourceInfo {
@@ -82,7 +84,9 @@ pub const SERVICES: ResourceInfo = ResourceInfo {
     namespaced: true,
     categories: &["all"],
     subresources: &["status"],
-    verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+    verbs: &[
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ],
 };
 
 pub const ENDPOINTS: ResourceInfo = ResourceInfo {
@@ -300,6 +304,9 @@ mod tests {
             SERVICES.key(Some("default"), "web"),
             "/registry/core/services/default/web"
         );
-        assert_eq!(NAMESPACES.key(None, "default"), "/registry/core/namespaces/default");
+        assert_eq!(
+            NAMESPACES.key(None, "default"),
+            "/registry/core/namespaces/default"
+        );
     }
 }

@@ -137,6 +137,7 @@ server_stop() {
     return 0
   fi
   wait "$pid" 2>/dev/null || rc=$?
+  [ -z "${TRACE:-}" ] || note "the server took $(fmt_secs $(($(now_us) - deadline + 30000000))) s to stop"
   [ "$rc" -eq 0 ] || echo "minik8s server (pid $pid) exited with status $rc after SIGTERM; log: $(tail -3 "$SERVER_LOG")" >>"$WORK/leftovers"
 }
 

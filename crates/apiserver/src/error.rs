@@ -48,6 +48,11 @@ pub fn method_not_allowed() -> StatusError {
 }
 
 impl ApiError {
+    /// A 409 Conflict: the object changed since the request read it.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ApiError::Status(s) if s.is_conflict())
+    }
+
     /// The Status this error is reported as.
     pub fn to_status(&self) -> StatusError {
         match self {

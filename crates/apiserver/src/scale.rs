@@ -91,10 +91,23 @@ pub async fn patch(ctx: RequestContext, body: Body) -> Result<Response, ApiError
     let patch_type = patch::patch_type(&media)?;
     let bytes = read_limited(&ctx.headers, body, ctx.server.config.max_body_bytes).await?;
     let doc = decode_value(&media, &bytes)?;
-    let old = load(&ctx, ctx.name()).await?;
-    let scale = patch::apply(ctx.resource(), patch_type, &scale_of(&old), &doc)?;
-    apply_scale(&ctx, old, &scale).await
+    // Like the main PATCH: a patch that names no resourceVersion is applied
+    // again to the newest object when a controller wrote in between (the
+    // Deployment controller updates status right after every scale).
+    let pinned = doc["metadata"]["resourceVersion"].is_string();
+    for _ in 0..PATCH_ATTEMPTS {
+        let old = load(&ctx, ctx.name()).await?;
+        let scale = patch::apply(ctx.resource(), patch_type, &scale_of(&old), &doc)?;
+        match apply_scale(&ctx, old, &scale).await {
+            Err(e) if !pinned && e.is_conflict() => continue,
+            answer => return answer,
+        }
+    }
+    Err(StatusError::conflict(ctx.resource(), ctx.name()).into())
 }
+
+/// How often a scale patch is re-applied after a write conflict.
+const PATCH_ATTEMPTS: usize = 5;
 
 /// Write the replicas of `scale` into the object and answer with the new
 /// Scale.

@@ -64,18 +64,7 @@ impl Context {
 
 /// Run one CLI command; prints its output and errors, returns the exit code.
 pub async fn run(cmd: Command, global: GlobalOptions) -> i32 {
-    restore_default_sigpipe();
     let ctx = Context::new(&global);
     let errors = commands::dispatch(&ctx, cmd, &global).await;
     error::report(&errors)
-}
-
-/// Die quietly when stdout is closed (`minik8s get pods | head -1`), as
-/// kubectl and other Unix tools do, instead of failing on every write.
-fn restore_default_sigpipe() {
-    // SAFETY: setting the disposition of SIGPIPE to its default has no
-    // memory effects; it only changes what the kernel does on EPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
 }
