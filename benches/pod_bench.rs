@@ -488,6 +488,15 @@ fn crash_and_restart(
             .block_on(c.list(&PODS, Some("default"), &ListParams::labels(LABEL)))
             .expect("list");
         lists += 1;
+        // One scan of /proc per poll: nginx processes by network namespace.
+        let mut nginx_in: BTreeMap<u64, usize> = BTreeMap::new();
+        for pid in support::all_pids() {
+            if support::proc_cmdline(pid).contains("__image nginx") {
+                if let Some(inode) = support::netns_inode_of_pid(pid) {
+                    *nginx_in.entry(inode).or_default() += 1;
+                }
+            }
+        }
         for p in list["items"].as_array().into_iter().flatten() {
             let name = p["metadata"]["name"].as_str().unwrap_or_default();
             let Some(ip) = pending.get(name).cloned() else {
@@ -499,10 +508,7 @@ fn crash_and_restart(
             let Some(inode) = support::named_netns_inode(&netns) else {
                 continue;
             };
-            let nginx = support::pids_in_netns(&[inode].into())
-                .into_iter()
-                .filter(|pid| support::proc_cmdline(*pid).contains("nginx"))
-                .count();
+            let nginx = nginx_in.get(&inode).copied().unwrap_or(0);
             if nginx > 1 {
                 failures.push(format!("{nginx} nginx processes in the sandbox of {name}"));
             }

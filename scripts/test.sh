@@ -16,7 +16,7 @@ cargo build --workspace --all-targets || exit 1
 echo "== unit and integration tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=1
 echo "== the chapter, step by step"
-if MINIK8S_BIN="$PWD/target/debug/minik8s" scripts/chapter-05.sh; then
+if MINIK8S_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/minik8s" scripts/chapter-05.sh; then
   chapter="chapter walkthrough passed"
 else
   chapter="chapter walkthrough FAILED"; status=1
