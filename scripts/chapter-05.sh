@@ -368,10 +368,11 @@ expect_text "apply LoadBalancer" "service/web configured"
 shown "minik8s get svc web"
 check_table "get svc web (LoadBalancer, no provider)" "$OUT" "$SVC_HEADER" \
   "web|LoadBalancer|$CIP_RE|<pending>|80:30080/TCP|$RE_AGE"
-note "nothing hands out addresses on this server (--disable-lb): a second later it is still <pending>"
-sleep 1
+note "nothing hands out addresses on this server (--disable-lb): half a second later it is still <pending>"
+note "(a provider answers within a few milliseconds: see the restart below)"
+sleep 0.5
 shown "minik8s get svc web"
-check_table "get svc web (LoadBalancer, no provider, 1 s later)" "$OUT" "$SVC_HEADER" \
+check_table "get svc web (LoadBalancer, no provider, 0.5 s later)" "$OUT" "$SVC_HEADER" \
   "web|LoadBalancer|$CIP_RE|<pending>|80:30080/TCP|$RE_AGE"
 
 note "now a provider: restart the same cluster (same data dir) without --disable-lb"

@@ -4,7 +4,7 @@
 # dnsutils (nslookup/dig in Pods), curl and wget (the curl image's tools).
 set -euo pipefail
 need=()
-for pair in ip:iproute2 iptables-restore:iptables conntrack:conntrack nslookup:dnsutils dig:dnsutils curl:curl wget:wget busybox:busybox; do
+for pair in ping:iputils-ping ip:iproute2 iptables-restore:iptables conntrack:conntrack nslookup:dnsutils dig:dnsutils curl:curl wget:wget busybox:busybox; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -20,4 +20,4 @@ fi
 # br_netfilter lets the node's bridge pass Pod-to-Pod traffic through
 # iptables (Service DNAT replies between Pods on the same bridge).
 modprobe br_netfilter 2>/dev/null || true
-echo "minik8s dependencies present: iproute2 iptables conntrack dnsutils curl wget busybox"
+echo "minik8s dependencies present: iproute2 iptables conntrack dnsutils curl wget busybox ping"

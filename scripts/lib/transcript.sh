@@ -78,6 +78,7 @@ shown() {
   printf '%s$ %s%s\n' "$C_CMD" "$1" "$C_OFF"
   run_quiet "$1"
   [ -z "$OUT" ] || printf '%s\n' "$OUT"
+  trace_took
 }
 
 # shown_stdin CMD INPUT: like shown, with INPUT on the command's stdin
@@ -86,16 +87,24 @@ shown_stdin() {
   printf '%s$ %s%s\n' "$C_CMD" "$1" "$C_OFF"
   run_quiet "$1" "$2"
   [ -z "$OUT" ] || printf '%s\n' "$OUT"
+  trace_took
+}
+
+# With TRACE=1, how long the last shown command took.
+trace_took() {
+  [ -z "${TRACE:-}" ] || note "took $(fmt_secs "$CMD_TOOK") s"
 }
 
 # run_quiet CMD [INPUT]: run without printing (for waits and probes).
 run_quiet() {
-  local input=${2-}
+  local input=${2-} t0
+  t0=$(now_us)
   if OUT=$(timeout -k 5 "$CMD_TIMEOUT" bash -c "$1" 2>&1 <<<"$input"); then
     RC=0
   else
     RC=$?
   fi
+  CMD_TOOK=$(($(now_us) - t0))
   if [ "$RC" -eq 124 ] || [ "$RC" -eq 137 ]; then
     fail "$1" "it to finish within ${CMD_TIMEOUT}s" "no end (killed after ${CMD_TIMEOUT}s); output so far:"$'\n'"$OUT"
   fi
