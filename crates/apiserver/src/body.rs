@@ -19,13 +19,23 @@ pub async fn read_limited(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || StatusError::request_entity_too_large(&format!("limit is {limit}")).into();
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(StatusError::request_entity_too_large(&format!("limit is {limit}")).into());
+        // Read the upload (up to a bound) before answering: a client still
+        // sending when the connection closes sees a broken pipe instead of
+        // the 413 it should print.
+        if declared.is_some_and(|n| n <= DRAIN_LIMIT as u64) {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+        }
+        return Err(too_large());
     }
     axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| StatusError::request_entity_too_large(&format!("limit is {limit}")).into())
+        .map_err(|_| too_large())
 }
+
+/// The largest refused upload that is still read to its end.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The media type of the request, lower-cased without parameters.
 pub fn content_type(headers: &HeaderMap) -> String {

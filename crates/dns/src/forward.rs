@@ -223,9 +223,15 @@ mod tests {
     #[tokio::test]
     async fn forwards_over_udp_and_falls_back_to_tcp_on_truncation() {
         // A fake upstream on loopback: UDP replies truncated, TCP in full.
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // The same port number for UDP and TCP; retry when the TCP side of
+        // a random UDP port happens to be taken.
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                break (udp, addr, tcp);
+            }
+        };
         tokio::spawn(async move {
             let mut buf = [0u8; 512];
             let (n, peer) = udp.recv_from(&mut buf).await.unwrap();
