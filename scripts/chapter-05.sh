@@ -448,7 +448,7 @@ expect_some_line "the LoadBalancer address rule" \
 shown "ip netns exec $NODE_NETNS ip -4 -br addr"
 expect_some_line "the node's bridge" 'cni0[[:space:]]+UP[[:space:]]+10\.244\.0\.1/24[[:space:]]*'
 expect_some_line "the node's NodeIP" "eth0@[a-z0-9]+[[:space:]]+UP[[:space:]]+$(re_escape "$NODE_IP")/24[[:space:]]*"
-expect_no_line "ClusterIP on no interface of the node" ".*$CIP_RE[/ ].*"
+expect_no_line "ClusterIP on no interface of the node" ".*${CIP_RE}[/ ].*"
 shown "ip -4 -o addr show | grep -cwF $CIP"
 expect_text "ClusterIP on no interface of the host" "0"
 
