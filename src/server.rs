@@ -78,6 +78,10 @@ fn init_logging() {
 }
 
 async fn run(args: ServerArgs) -> Result<()> {
+    // Catch SIGINT/SIGTERM before anything is created: a signal during
+    // start-up then ends in the orderly shutdown below (which removes the
+    // node's network) instead of killing the process half set up.
+    let mut signals = ShutdownSignals::install()?;
     // SAFETY: geteuid has no preconditions.
     if !args.no_node && unsafe { libc::geteuid() } != 0 {
         bail!(
@@ -109,7 +113,6 @@ async fn run(args: ServerArgs) -> Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
     let shutdown = CancellationToken::new();
 
     let api_config = apiserver::ApiServerConfig {
@@ -117,7 +120,6 @@ async fn run(args: ServerArgs) -> Result<()> {
         kubernetes_endpoint: (host_ip.addr(), addr.port()),
         ..Default::default()
     };
-    let dns_ip = api_config.dns_service_ip();
 
     // The node's network comes first: the pod runner's streams (logs,
     // exec) are handed to the API server when it starts.
@@ -141,6 +143,55 @@ async fn run(args: ServerArgs) -> Result<()> {
         Some(Arc::new(network))
     };
 
+    let started =
+        start_components(&args, api_config, store, listener, node.clone(), &shutdown).await;
+    let (api_task, tasks) = match started {
+        Ok(running) => running,
+        Err(e) => {
+            // Nothing may outlive a failed start: stop what did start and
+            // remove the node's network before reporting.
+            shutdown.cancel();
+            if let Some(net) = node {
+                remove_node_network(net).await;
+            }
+            return Err(e);
+        }
+    };
+
+    signals.wait().await;
+    eprintln!("minik8s: shutting down");
+    shutdown.cancel();
+    for (name, task) in tasks {
+        if let Err(e) = task.await {
+            eprintln!("minik8s: {name} ended abnormally: {e}");
+        }
+    }
+    if let Some(net) = node {
+        remove_node_network(net).await;
+    }
+    for task in api_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+type Tasks = Vec<(&'static str, tokio::task::JoinHandle<()>)>;
+
+/// The API server (on `listener`, and for Pods on the host side of the
+/// node's veth), the controllers and, with a node, the pod runner,
+/// kube-proxy and the cluster DNS.
+async fn start_components(
+    args: &ServerArgs,
+    api_config: apiserver::ApiServerConfig,
+    store: Arc<dyn store::Store>,
+    listener: tokio::net::TcpListener,
+    node: Option<Arc<nodenet::NodeNetwork>>,
+    shutdown: &CancellationToken,
+) -> Result<(Vec<tokio::task::JoinHandle<std::io::Result<()>>>, Tasks)> {
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let dns_ip = api_config.dns_service_ip();
+    let (host_ip, _) = api_config.kubernetes_endpoint;
     let client = client::Client::new(url.clone());
     let kubelet = node.as_ref().map(|net| {
         let mut config = kubelet::KubeletConfig::new(
@@ -160,7 +211,28 @@ async fn run(args: ServerArgs) -> Result<()> {
     apiserver::bootstrap(&api)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the cluster's built-in objects: {e}"))?;
-    let api_task = tokio::spawn(apiserver::serve(listener, api, shutdown.clone()));
+    let mut api_tasks = Vec::new();
+    // Pods reach the API through the `kubernetes` Service, whose endpoint
+    // is the host side of the node's veth: listen there too when the main
+    // address is loopback only.
+    if node.is_some() && addr.ip().is_loopback() {
+        let pod_side = SocketAddr::new(host_ip.into(), addr.port());
+        match tokio::net::TcpListener::bind(pod_side).await {
+            Ok(l) => api_tasks.push(tokio::spawn(apiserver::serve(
+                l,
+                api.clone(),
+                shutdown.clone(),
+            ))),
+            Err(e) => {
+                tracing::warn!(addr = %pod_side, error = %e, "the API will not answer Pods on the kubernetes Service")
+            }
+        }
+    }
+    api_tasks.push(tokio::spawn(apiserver::serve(
+        listener,
+        api,
+        shutdown.clone(),
+    )));
     println!("minik8s API listening on {url}");
 
     let mut tasks = Vec::new();
@@ -218,25 +290,19 @@ async fn run(args: ServerArgs) -> Result<()> {
         ));
     }
 
-    wait_for_signal().await;
-    eprintln!("minik8s: shutting down");
-    shutdown.cancel();
-    for (name, task) in tasks {
-        if let Err(e) = task.await {
-            eprintln!("minik8s: {name} ended abnormally: {e}");
+    Ok((api_tasks, tasks))
+}
+
+/// Remove the node's network once every component let go of it.
+async fn remove_node_network(net: Arc<nodenet::NodeNetwork>) {
+    match Arc::try_unwrap(net) {
+        Ok(net) => {
+            if let Err(e) = net.teardown().await {
+                eprintln!("minik8s: cannot remove the node's network: {e:#}");
+            }
         }
+        Err(_) => eprintln!("minik8s: node network still in use; not removed"),
     }
-    if let Some(net) = node {
-        match Arc::try_unwrap(net) {
-            Ok(net) => net
-                .teardown()
-                .await
-                .context("cannot remove the node's network")?,
-            Err(_) => eprintln!("minik8s: node network still in use; not removed"),
-        }
-    }
-    let _ = api_task.await;
-    Ok(())
 }
 
 /// First and last usable address of a pool.
@@ -261,12 +327,26 @@ fn parse_upstream(a: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, 53))
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment they are installed; a
+/// signal that arrived before `wait` makes it return at once.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

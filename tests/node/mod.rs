@@ -10,6 +10,7 @@
 mod dns;
 mod pods;
 mod services;
+mod startup;
 
 use crate::support::{pod_netns_of, require_root, Server, TempDir};
 use serde_json::Value;

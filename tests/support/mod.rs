@@ -90,6 +90,22 @@ impl NodeSettings {
         panic!("no free node settings: every candidate CIDR is routed already ({routed:?})");
     }
 
+    /// The `minik8s server` flags for this node (and no DNS upstream:
+    /// tests never depend on outside names).
+    pub fn server_args(&self) -> Vec<String> {
+        [
+            ("--node-name", &self.node_name),
+            ("--node-ip", &self.node_ip),
+            ("--pod-cidr", &self.pod_cidr),
+            ("--service-cidr", &self.service_cidr),
+            ("--lb-pool", &self.lb_pool),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.clone()])
+        .chain(["--dns-upstream".to_string(), "none".to_string()])
+        .collect()
+    }
+
     /// The `n`-th address of the Service CIDR (1: `kubernetes`, 10:
     /// `kube-dns`).
     pub fn service_ip(&self, n: u32) -> String {
@@ -164,20 +180,7 @@ impl Server {
         require_root();
         let lock = node_lock();
         let node = NodeSettings::unique();
-        let mut args: Vec<String> = vec![
-            "--node-name".into(),
-            node.node_name.clone(),
-            "--node-ip".into(),
-            node.node_ip.clone(),
-            "--pod-cidr".into(),
-            node.pod_cidr.clone(),
-            "--service-cidr".into(),
-            node.service_cidr.clone(),
-            "--lb-pool".into(),
-            node.lb_pool.clone(),
-            "--dns-upstream".into(),
-            "none".into(),
-        ];
+        let mut args = node.server_args();
         args.extend(extra.iter().map(|s| s.to_string()));
         Server::spawn(data_dir, args, Some(node), Some(lock))
     }
@@ -379,7 +382,7 @@ pub fn require_root() {
 }
 
 /// One node-level test at a time on a machine.
-fn node_lock() -> File {
+pub fn node_lock() -> File {
     let f = File::create(std::env::temp_dir().join("minik8s-node-tests.lock")).expect("lock file");
     // SAFETY: flock on a file descriptor we own.
     let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
