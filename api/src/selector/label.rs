@@ -7,7 +7,7 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedLabelSelector;
 use serde_json::Value;
 
-use super::syntax::{label_key_errors, label_value_errors};
+use crate::validation::names::{label_value as label_value_errors, qualified_name as label_key_errors};
 use crate::status::{aggregate_messages, quote, StatusError};
 
 /// How a requirement relates a label to its values.

@@ -230,7 +230,7 @@ impl Parser {
         if tok != Token::Identifier {
             return Err(format!("found '{lit}', expected: identifier"));
         }
-        let errs = super::syntax::label_key_errors(&lit);
+        let errs = crate::validation::names::qualified_name(&lit);
         if !errs.is_empty() {
             // Kubernetes validates here with an unset field path, which
             // prints as "<nil>".

@@ -4,7 +4,6 @@
 mod field;
 mod label;
 mod label_parser;
-pub mod syntax;
 
 pub use field::{field_value, selectable_fields, FieldSelector, FieldTerm};
 pub use label::{LabelSelector, Operator, Requirement};

@@ -11,6 +11,7 @@ pub use watcher::{watcher, WatcherEvent};
 
 use api::registry::ResourceInfo;
 use futures::{Stream, StreamExt};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
@@ -130,8 +131,7 @@ impl Client {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ClientError> {
-        self.send(self.http.get(self.url(&res.path(namespace, Some(name)))))
-            .await
+        self.get_path(&res.path(namespace, Some(name))).await
     }
 
     /// The List object (`items`, `metadata.resourceVersion`).
@@ -141,12 +141,8 @@ impl Client {
         namespace: Option<&str>,
         params: &ListParams,
     ) -> Result<Value, ClientError> {
-        self.send(
-            self.http
-                .get(self.url(&res.path(namespace, None)))
-                .query(&params.query()),
-        )
-        .await
+        let req = self.request(Method::GET, &res.path(namespace, None), None);
+        self.send(req.query(&params.query())).await
     }
 
     /// The items of a list, typed.
@@ -171,13 +167,9 @@ impl Client {
         name: Option<&str>,
         params: &ListParams,
     ) -> Result<Value, ClientError> {
-        self.send(
-            self.http
-                .get(self.url(&res.path(namespace, name)))
-                .header(reqwest::header::ACCEPT, TABLE_ACCEPT)
-                .query(&params.query()),
-        )
-        .await
+        let req = self.request(Method::GET, &res.path(namespace, name), None);
+        let req = req.header(reqwest::header::ACCEPT, TABLE_ACCEPT);
+        self.send(req.query(&params.query())).await
     }
 
     pub async fn create(
@@ -186,12 +178,9 @@ impl Client {
         namespace: Option<&str>,
         obj: &Value,
     ) -> Result<Value, ClientError> {
-        self.send(
-            self.http
-                .post(self.url(&res.path(namespace, None)))
-                .json(obj),
-        )
-        .await
+        let path = res.path(namespace, None);
+        self.send(self.request(Method::POST, &path, Some(obj)))
+            .await
     }
 
     /// PUT of the whole object; its `metadata.resourceVersion` is the
@@ -203,12 +192,8 @@ impl Client {
         name: &str,
         obj: &Value,
     ) -> Result<Value, ClientError> {
-        self.send(
-            self.http
-                .put(self.url(&res.path(namespace, Some(name))))
-                .json(obj),
-        )
-        .await
+        let path = res.path(namespace, Some(name));
+        self.send(self.request(Method::PUT, &path, Some(obj))).await
     }
 
     /// PUT of the `status` subresource.
@@ -219,8 +204,8 @@ impl Client {
         name: &str,
         obj: &Value,
     ) -> Result<Value, ClientError> {
-        let path = format!("{}/status", res.path(namespace, Some(name)));
-        self.send(self.http.put(self.url(&path)).json(obj)).await
+        let path = status_path(res, namespace, name);
+        self.send(self.request(Method::PUT, &path, Some(obj))).await
     }
 
     pub async fn patch(
@@ -243,7 +228,7 @@ impl Client {
         kind: PatchType,
         patch: &Value,
     ) -> Result<Value, ClientError> {
-        let path = format!("{}/status", res.path(namespace, Some(name)));
+        let path = status_path(res, namespace, name);
         self.patch_path(&path, kind, patch, &[]).await
     }
 
@@ -256,15 +241,11 @@ impl Client {
         patch: &Value,
         query: &[(&str, &str)],
     ) -> Result<Value, ClientError> {
+        // Not `.json()`: that would set the content type to plain JSON.
         let body = serde_json::to_vec(patch).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.send(
-            self.http
-                .patch(self.url(path))
-                .query(query)
-                .header(reqwest::header::CONTENT_TYPE, kind.content_type())
-                .body(body),
-        )
-        .await
+        let req = self.request(Method::PATCH, path, None).query(query);
+        let req = req.header(reqwest::header::CONTENT_TYPE, kind.content_type());
+        self.send(req.body(body)).await
     }
 
     pub async fn delete(
@@ -273,8 +254,8 @@ impl Client {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ClientError> {
-        self.send(self.http.delete(self.url(&res.path(namespace, Some(name)))))
-            .await
+        let path = res.path(namespace, Some(name));
+        self.send(self.request(Method::DELETE, &path, None)).await
     }
 
     /// DELETE with a `DeleteOptions` body (e.g. `{"gracePeriodSeconds":0}`).
@@ -285,17 +266,14 @@ impl Client {
         name: &str,
         options: &Value,
     ) -> Result<Value, ClientError> {
-        self.send(
-            self.http
-                .delete(self.url(&res.path(namespace, Some(name))))
-                .json(options),
-        )
-        .await
+        let path = res.path(namespace, Some(name));
+        self.send(self.request(Method::DELETE, &path, Some(options)))
+            .await
     }
 
     /// GET of any API path, decoded as JSON.
     pub async fn get_path(&self, path: &str) -> Result<Value, ClientError> {
-        self.send(self.http.get(self.url(path))).await
+        self.send(self.request(Method::GET, path, None)).await
     }
 
     /// Watch from `resource_version` (`""`/`"0"`: ADDED for every existing
@@ -323,6 +301,15 @@ impl Client {
         Ok(watch_lines(resp.bytes_stream()))
     }
 
+    /// A request to an API path, with a JSON body when one is given.
+    fn request(&self, method: Method, path: &str, body: Option<&Value>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, self.url(path));
+        match body {
+            Some(body) => req.json(body),
+            None => req,
+        }
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
         let resp = req
             .send()
@@ -335,6 +322,11 @@ impl Client {
             .map_err(|e| ClientError::from_transport(&self.base, e))?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
+}
+
+/// The path of an object's `status` subresource.
+fn status_path(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    format!("{}/status", res.path(namespace, Some(name)))
 }
 
 /// Split a chunked body into newline-delimited watch events.

@@ -20,17 +20,7 @@ pub fn describe_deployment(
     let meta = &d.metadata;
     let spec = d.spec.clone().unwrap_or_default();
     let status = d.status.clone().unwrap_or_default();
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     let created = meta
         .creation_timestamp
         .as_ref()

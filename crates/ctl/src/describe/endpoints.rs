@@ -11,17 +11,7 @@ pub fn describe_endpoints(
 ) -> String {
     let mut w = DescribeWriter::new();
     let meta = &ep.metadata;
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     print_labels(&mut w, "Labels", meta.labels.as_ref());
     print_annotations(&mut w, "Annotations", meta.annotations.as_ref());
     w.write(0, "Subsets:\n");
@@ -77,17 +67,7 @@ pub fn describe_endpoint_slice(
 ) -> String {
     let mut w = DescribeWriter::new();
     let meta = &eps.metadata;
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     print_labels(&mut w, "Labels", meta.labels.as_ref());
     print_annotations(&mut w, "Annotations", meta.annotations.as_ref());
     w.write(0, &format!("AddressType:\t{}\n", eps.address_type));

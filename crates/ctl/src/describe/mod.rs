@@ -20,7 +20,7 @@ pub use service::describe_service;
 
 use crate::tabwriter::TabWriter;
 use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use std::collections::BTreeMap;
 
 /// kubectl's `PrefixWriter` over a describe tabwriter: each level indents
@@ -41,6 +41,15 @@ impl DescribeWriter {
             self.tw.write(&"  ".repeat(level));
         }
         self.tw.write(text);
+    }
+
+    /// The `Name:` and `Namespace:` lines every namespaced describer
+    /// starts with.
+    pub(crate) fn name_and_namespace(&mut self, meta: &ObjectMeta) {
+        let name = meta.name.as_deref().unwrap_or_default();
+        let namespace = meta.namespace.as_deref().unwrap_or_default();
+        self.write(0, &format!("Name:\t{name}\n"));
+        self.write(0, &format!("Namespace:\t{namespace}\n"));
     }
 
     pub(crate) fn finish(self) -> String {

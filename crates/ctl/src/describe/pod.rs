@@ -9,17 +9,7 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: jiff::Timestamp) -
     let meta = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     if let Some(p) = spec.priority {
         w.write(0, &format!("Priority:\t{p}\n"));
     }

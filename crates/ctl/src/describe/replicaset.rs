@@ -24,17 +24,7 @@ pub fn describe_replica_set(
     let meta = &rs.metadata;
     let spec = rs.spec.clone().unwrap_or_default();
     let status = rs.status.clone().unwrap_or_default();
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     w.write(
         0,
         &format!("Selector:\t{}\n", selector_string(&spec.selector)),

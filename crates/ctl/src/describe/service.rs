@@ -14,17 +14,7 @@ pub fn describe_service(
     let mut w = DescribeWriter::new();
     let meta = &svc.metadata;
     let spec = svc.spec.clone().unwrap_or_default();
-    w.write(
-        0,
-        &format!("Name:\t{}\n", meta.name.as_deref().unwrap_or_default()),
-    );
-    w.write(
-        0,
-        &format!(
-            "Namespace:\t{}\n",
-            meta.namespace.as_deref().unwrap_or_default()
-        ),
-    );
+    w.name_and_namespace(meta);
     print_labels(&mut w, "Labels", meta.labels.as_ref());
     print_annotations(&mut w, "Annotations", meta.annotations.as_ref());
     w.write(
