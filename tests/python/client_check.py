@@ -156,11 +156,7 @@ def main():
 
     done.wait(30)
     for n in names:
-        # Known issue: a watch from a list's resourceVersion has, in some
-        # runs, delivered a Service's creation as MODIFIED rather than
-        # ADDED; until that is found, either counts as seeing it arrive.
-        arrived = ("ADDED", n) in seen or ("MODIFIED", n) in seen
-        check(arrived, f"watch saw {n} arrive (events: {seen})")
+        check(("ADDED", n) in seen, f"watch saw ADDED {n} (events: {seen})")
         check(("DELETED", n) in seen, f"watch saw DELETED {n} (events: {seen})")
     check(all(ty in ("ADDED", "MODIFIED", "DELETED") for ty, _ in seen), f"watch events all typed: {seen}")
     print("python client: all checks passed", flush=True)
