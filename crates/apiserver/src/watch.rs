@@ -185,7 +185,10 @@ impl WatchStream {
             let Some(event) = event else { return };
             seen = seen.max(event.revision);
             let now = self.filter.matches(&event.object);
-            let was = self.matching.contains(&event.key);
+            // A creation cannot have matched before. `matching` comes from
+            // a list that may be newer than the watch's start, so it can
+            // already hold an object whose creation is being replayed.
+            let was = event.kind != StoreEventType::Added && self.matching.contains(&event.key);
             let kind = match (event.kind, was, now) {
                 _ if self.filter.is_everything() => event.kind.as_str(),
                 (StoreEventType::Deleted, was, now) if was || now => "DELETED",

@@ -143,6 +143,38 @@ async fn selector_watch_sees_an_object_leave_as_deleted() {
         .is_none());
 }
 
+/// A client lists (revision N), someone creates a matching object, then
+/// the client's watch from N arrives: the replayed creation is ADDED,
+/// although the object already exists when the watch starts.
+#[tokio::test]
+async fn selector_watch_from_a_list_replays_a_creation_as_added() {
+    let t = TestServer::new().await;
+    let list = t
+        .get("/api/v1/namespaces/default/services?labelSelector=app%3Dweb")
+        .await
+        .body;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.post("/api/v1/namespaces/default/services", &service("web"))
+        .await;
+    let mut events = watch(
+        &t,
+        &format!("/api/v1/namespaces/default/services?watch=true&labelSelector=app%3Dweb&resourceVersion={rv}"),
+        &[],
+    )
+    .await;
+    let ev = events.next().await;
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("web"))
+    );
+}
+
 #[tokio::test]
 async fn watch_list_ends_initial_events_with_a_bookmark() {
     let t = TestServer::new().await;
