@@ -4,8 +4,9 @@
 //! fields a type change makes meaningless, fill the IP family fields, and
 //! allocate the cluster IP and node ports.
 //!
-//! Pure: the caller (the API server) serialises Service writes and passes
-//! what the other Services hold in [`ServiceAllocations`].
+//! Pure: the caller (the API server) keeps track of what the other
+//! Services hold and answers admission's questions through [`InUse`];
+//! [`ServiceAllocations`] is the simple answer built from a list.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,8 +19,56 @@ use crate::field_error::FieldError;
 use crate::validation::access::{at, int_at, list_at, map_at, obj_mut, str_at};
 use crate::validation::service::{cluster_ips, needs_health_check};
 
+/// Whether an address or port is held by another Service (never the
+/// Service being written). Asked once per candidate, so an answer must be
+/// cheap: a set lookup, not a scan.
+pub trait InUse {
+    fn cluster_ip_in_use(&self, ip: Ipv4Addr) -> bool;
+    fn node_port_in_use(&self, port: u16) -> bool;
+}
+
+/// What one Service holds: its cluster IPs and node ports (health-check
+/// port included). Ports that share a node port (53/UDP and 53/TCP) hold
+/// it once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceHoldings {
+    pub cluster_ips: BTreeSet<Ipv4Addr>,
+    pub node_ports: BTreeSet<u16>,
+}
+
+impl ServiceHoldings {
+    /// What the stored (or admitted) Service `svc` holds.
+    pub fn of(svc: &Value) -> Self {
+        let mut held = ServiceHoldings::default();
+        for ip in cluster_ips(svc) {
+            if let Ok(a) = ip.parse::<Ipv4Addr>() {
+                held.cluster_ips.insert(a);
+            }
+        }
+        for p in list_at(svc, &["spec", "ports"]) {
+            if let Some(np) = int_at(p, &["nodePort"]).and_then(|n| u16::try_from(n).ok()) {
+                if np != 0 {
+                    held.node_ports.insert(np);
+                }
+            }
+        }
+        if let Some(hc) =
+            int_at(svc, &["spec", "healthCheckNodePort"]).and_then(|n| u16::try_from(n).ok())
+        {
+            if hc != 0 {
+                held.node_ports.insert(hc);
+            }
+        }
+        held
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cluster_ips.is_empty() && self.node_ports.is_empty()
+    }
+}
+
 /// Addresses and ports other Services hold (never the Service being
-/// written).
+/// written), collected from a list of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceAllocations {
     pub cluster_ips: BTreeSet<Ipv4Addr>,
@@ -39,27 +88,40 @@ impl ServiceAllocations {
             if Some(key) == exclude {
                 continue;
             }
-            for ip in cluster_ips(svc) {
-                if let Ok(a) = ip.parse::<Ipv4Addr>() {
-                    used.cluster_ips.insert(a);
-                }
-            }
-            for p in list_at(svc, &["spec", "ports"]) {
-                if let Some(np) = int_at(p, &["nodePort"]).and_then(|n| u16::try_from(n).ok()) {
-                    if np != 0 {
-                        used.node_ports.insert(np);
-                    }
-                }
-            }
-            if let Some(hc) =
-                int_at(svc, &["spec", "healthCheckNodePort"]).and_then(|n| u16::try_from(n).ok())
-            {
-                if hc != 0 {
-                    used.node_ports.insert(hc);
-                }
-            }
+            let held = ServiceHoldings::of(svc);
+            used.cluster_ips.extend(held.cluster_ips);
+            used.node_ports.extend(held.node_ports);
         }
         used
+    }
+}
+
+impl InUse for ServiceAllocations {
+    fn cluster_ip_in_use(&self, ip: Ipv4Addr) -> bool {
+        self.cluster_ips.contains(&ip)
+    }
+
+    fn node_port_in_use(&self, port: u16) -> bool {
+        self.node_ports.contains(&port)
+    }
+}
+
+/// Node ports taken while admitting one Service: those of other Services
+/// plus the ones this Service claimed so far (two of its ports may not
+/// ask for the same one).
+struct PortsTaken<'a> {
+    others: &'a dyn InUse,
+    mine: BTreeSet<u16>,
+}
+
+impl PortsTaken<'_> {
+    fn contains(&self, port: u16) -> bool {
+        self.mine.contains(&port) || self.others.node_port_in_use(port)
+    }
+
+    /// False when the port was already taken.
+    fn insert(&mut self, port: u16) -> bool {
+        !self.others.node_port_in_use(port) && self.mine.insert(port)
     }
 }
 
@@ -373,7 +435,7 @@ fn init_ip_family_fields(svc: &mut Value) -> Result<(), Box<FieldError>> {
 pub fn admit_service<R: Rng + ?Sized>(
     new: &mut Value,
     old: Option<&Value>,
-    used: &ServiceAllocations,
+    used: &dyn InUse,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Result<(), Vec<FieldError>> {
@@ -396,7 +458,10 @@ pub fn admit_service<R: Rng + ?Sized>(
     if fresh_cluster_ip {
         allocate_cluster_ip(new, used, net, rng).map_err(|e| vec![*e])?;
     }
-    let mut taken = used.node_ports.clone();
+    let mut taken = PortsTaken {
+        others: used,
+        mine: BTreeSet::new(),
+    };
     if needs_node_port(new) {
         allocate_node_ports(new, &mut taken, net, rng).map_err(|e| vec![*e])?;
     }
@@ -408,7 +473,7 @@ pub fn admit_service<R: Rng + ?Sized>(
 
 fn allocate_cluster_ip<R: Rng + ?Sized>(
     svc: &mut Value,
-    used: &ServiceAllocations,
+    used: &dyn InUse,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Result<(), Box<FieldError>> {
@@ -438,7 +503,7 @@ fn allocate_cluster_ip<R: Rng + ?Sized>(
                     net.cidr_string()
                 ))));
             }
-            if used.cluster_ips.contains(&addr) {
+            if used.cluster_ip_in_use(addr) {
                 return Err(Box::new(fail(
                     "provided IP is already allocated".to_string(),
                 )));
@@ -463,7 +528,7 @@ fn allocate_cluster_ip<R: Rng + ?Sized>(
 /// addresses picked by hand there (the `kubernetes` Service's `.1`,
 /// kube-dns' `.10`) rarely collide; those two are never picked at all.
 fn next_cluster_ip<R: Rng + ?Sized>(
-    used: &ServiceAllocations,
+    used: &dyn InUse,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Option<Ipv4Addr> {
@@ -474,7 +539,7 @@ fn next_cluster_ip<R: Rng + ?Sized>(
     let reserved = [net.kubernetes_service_ip(), net.dns_service_ip()];
     let free = |i: u64| {
         let a = Ipv4Addr::from(first + i as u32);
-        !used.cluster_ips.contains(&a) && !reserved.contains(&a)
+        !used.cluster_ip_in_use(a) && !reserved.contains(&a)
     };
     pick_free(size, offset, free, rng).map(|i| Ipv4Addr::from(first + i as u32))
 }
@@ -511,7 +576,7 @@ fn pick_free<R: Rng + ?Sized>(
 }
 
 fn next_node_port<R: Rng + ?Sized>(
-    taken: &BTreeSet<u16>,
+    taken: &PortsTaken,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Option<u16> {
@@ -521,15 +586,11 @@ fn next_node_port<R: Rng + ?Sized>(
     }
     let size = u64::from(hi - lo) + 1;
     let offset = band_offset(size, 16, 128, 32);
-    pick_free(size, offset, |i| !taken.contains(&(lo + i as u16)), rng).map(|i| lo + i as u16)
+    pick_free(size, offset, |i| !taken.contains(lo + i as u16), rng).map(|i| lo + i as u16)
 }
 
 /// Reserve a requested node port, with the allocator's messages.
-fn claim_node_port(
-    port: i64,
-    taken: &mut BTreeSet<u16>,
-    net: &ServiceNetwork,
-) -> Result<u16, String> {
+fn claim_node_port(port: i64, taken: &mut PortsTaken, net: &ServiceNetwork) -> Result<u16, String> {
     let p = u16::try_from(port)
         .ok()
         .filter(|p| net.node_port_range.contains(p))
@@ -550,7 +611,7 @@ fn claim_node_port(
 /// share one node port.
 fn allocate_node_ports<R: Rng + ?Sized>(
     svc: &mut Value,
-    taken: &mut BTreeSet<u16>,
+    taken: &mut PortsTaken,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Result<(), Box<FieldError>> {
@@ -603,7 +664,7 @@ fn allocate_node_ports<R: Rng + ?Sized>(
 
 fn allocate_health_check_port<R: Rng + ?Sized>(
     svc: &mut Value,
-    taken: &mut BTreeSet<u16>,
+    taken: &mut PortsTaken,
     net: &ServiceNetwork,
     rng: &mut R,
 ) -> Result<(), Box<FieldError>> {
@@ -638,6 +699,13 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
+    fn taken_by(used: &ServiceAllocations) -> PortsTaken<'_> {
+        PortsTaken {
+            others: used,
+            mine: BTreeSet::new(),
+        }
+    }
+
     #[test]
     fn band_offsets_match_kubernetes() {
         // 10.96.0.0/12: 2^20 addresses, the lower band holds 256.
@@ -662,7 +730,7 @@ mod tests {
                 u32::from(ip) <= u32::from(Ipv4Addr::new(10, 111, 255, 254)),
                 "{ip}"
             );
-            let p = next_node_port(&used.node_ports, &net, &mut rng).unwrap();
+            let p = next_node_port(&taken_by(&used), &net, &mut rng).unwrap();
             assert!((30086..=32767).contains(&p), "{p}");
         }
     }
@@ -683,7 +751,7 @@ mod tests {
         }
         assert_eq!(next_cluster_ip(&used, &net, &mut rng), None);
         used.node_ports.extend([30000, 30001]);
-        assert_eq!(next_node_port(&used.node_ports, &net, &mut rng), None);
+        assert_eq!(next_node_port(&taken_by(&used), &net, &mut rng), None);
         assert_eq!(net.kubernetes_service_ip(), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(
             ServiceNetwork::default().dns_service_ip(),
@@ -706,5 +774,35 @@ mod tests {
             BTreeSet::from([Ipv4Addr::new(10, 96, 0, 20)])
         );
         assert_eq!(used.node_ports, BTreeSet::from([30080, 31000]));
+    }
+
+    #[test]
+    fn holdings_count_a_shared_node_port_once() {
+        let svc = json!({"spec": {"clusterIPs": ["10.96.0.10"], "healthCheckNodePort": 31000,
+            "ports": [{"port": 53, "protocol": "UDP", "nodePort": 30053},
+                      {"port": 53, "protocol": "TCP", "nodePort": 30053}]}});
+        let held = ServiceHoldings::of(&svc);
+        assert_eq!(
+            held.cluster_ips,
+            BTreeSet::from([Ipv4Addr::new(10, 96, 0, 10)])
+        );
+        assert_eq!(held.node_ports, BTreeSet::from([30053, 31000]));
+        assert!(ServiceHoldings::of(
+            &json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"]}})
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn ports_taken_by_others_or_by_this_service() {
+        let used = ServiceAllocations {
+            node_ports: BTreeSet::from([30000]),
+            ..Default::default()
+        };
+        let mut taken = taken_by(&used);
+        assert!(!taken.insert(30000), "held by another Service");
+        assert!(taken.insert(30001));
+        assert!(!taken.insert(30001), "claimed twice by this Service");
+        assert!(taken.contains(30000) && taken.contains(30001) && !taken.contains(30002));
     }
 }

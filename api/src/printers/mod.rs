@@ -75,10 +75,15 @@ pub fn table(kind: &str, objects: &[Value], now: Timestamp, include_object: bool
 }
 
 /// [`table`] with the full choice of what rows carry.
-pub fn table_with(kind: &str, objects: &[Value], now: Timestamp, include: IncludeObject) -> Value {
+pub fn table_with<'a>(
+    kind: &str,
+    objects: impl IntoIterator<Item = &'a Value>,
+    now: Timestamp,
+    include: IncludeObject,
+) -> Value {
     let (columns, row) = printer(kind);
     let rows = objects
-        .iter()
+        .into_iter()
         .map(|obj| {
             let object = match include {
                 IncludeObject::None => None,

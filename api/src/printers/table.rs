@@ -88,8 +88,18 @@ impl Row {
 /// `{"kind":"PartialObjectMetadata",...}`: what a row carries by default,
 /// so `--show-labels` and `-A` work without the whole object.
 pub fn partial_object_metadata(obj: &Value) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-           "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({}))})
+    // Built by hand: `json!` would copy the metadata a second time, and a
+    // Table of thousands of rows is made of little else.
+    let mut m = Map::new();
+    m.insert("kind".into(), Value::from("PartialObjectMetadata"));
+    m.insert("apiVersion".into(), Value::from("meta.k8s.io/v1"));
+    m.insert(
+        "metadata".into(),
+        obj.get("metadata")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    Value::Object(m)
 }
 
 /// Assemble the Table. `metadata` is left for the API server to fill
@@ -109,11 +119,16 @@ pub fn build(columns: &[Column], rows: Vec<(Row, Option<Value>)>) -> Value {
             Value::Object(r)
         })
         .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {},
-        "columnDefinitions": columns.iter().map(Column::to_json).collect::<Vec<_>>(),
-        "rows": rows,
-    })
+    // The rows are moved in, not passed to `json!`, which would serialise
+    // (deep-copy) every one of them.
+    let mut table = Map::new();
+    table.insert("kind".into(), Value::from("Table"));
+    table.insert("apiVersion".into(), Value::from("meta.k8s.io/v1"));
+    table.insert("metadata".into(), Value::Object(Map::new()));
+    table.insert(
+        "columnDefinitions".into(),
+        Value::Array(columns.iter().map(Column::to_json).collect()),
+    );
+    table.insert("rows".into(), Value::Array(rows));
+    Value::Object(table)
 }

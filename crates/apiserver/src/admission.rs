@@ -1,28 +1,40 @@
 //! What happens to an object between the request and the store:
 //! decoding, defaulting, validation and, for Services, address allocation.
 
+use crate::allocator::{service_key, Reservation};
 use crate::decoding::{decode, FieldValidation};
 use crate::error::ApiError;
 use crate::object_meta;
 use crate::server::ApiServer;
 use api::defaults::apply_defaults;
 use api::registry::{ResourceInfo, SERVICES};
-use api::service_admission::{admit_service as admit_service_with, ServiceAllocations};
+use api::service_admission::admit_service as admit_service_with;
 use api::status::StatusError;
 use api::validation::validate;
 use serde_json::Value;
 
-/// Decode, default and validate `obj` (a create when `old` is `None`);
-/// returns the warnings for the client. Services are also given their
-/// addresses here; the caller holds `ApiServer::service_allocation` across
-/// this call and the store write.
+/// An admitted object's warnings for the client and, for a Service, the
+/// addresses reserved for it until its write is settled.
+pub struct Admitted {
+    pub warnings: Vec<String>,
+    pub reservation: Option<Reservation>,
+}
+
+/// Whether `res` is the core Services resource, whose writes allocate.
+pub fn allocates(res: &ResourceInfo) -> bool {
+    res.kind == "Service" && res.group.is_empty()
+}
+
+/// Decode, default and validate `obj` (a create when `old` is `None`).
+/// Services are also given their addresses here; the reservation must go
+/// with the store write (see `allocator::settled_write`).
 pub async fn admit(
     server: &ApiServer,
     res: &ResourceInfo,
     obj: &mut Value,
     old: Option<&Value>,
     mode: FieldValidation,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Admitted, ApiError> {
     let warnings = decode(res, obj, mode)?;
     apply_defaults(res.kind, obj);
     let errors = validate(res.kind, obj, old);
@@ -30,32 +42,33 @@ pub async fn admit(
         let name = crate::object_meta::name(obj).to_string();
         return Err(StatusError::invalid(res, &name, &errors).into());
     }
-    if res.kind == "Service" && res.group.is_empty() {
-        admit_service(server, obj, old).await?;
-    }
-    Ok(warnings)
+    let reservation = if allocates(res) {
+        Some(admit_service(server, obj, old).await?)
+    } else {
+        None
+    };
+    Ok(Admitted {
+        warnings,
+        reservation,
+    })
 }
 
 /// Give a Service its ClusterIP and NodePorts, refusing ones that are out
-/// of range or taken by another Service.
+/// of range or held by another Service.
 async fn admit_service(
     server: &ApiServer,
     obj: &mut Value,
     old: Option<&Value>,
-) -> Result<(), ApiError> {
-    let (services, _) = server
-        .storage
-        .list(&SERVICES.key_prefix(None))
+) -> Result<Reservation, ApiError> {
+    let allocator = &server.service_allocator;
+    let allocations = allocator
+        .allocations(&server.storage)
         .await
         .map_err(ApiError::Storage)?;
-    let exclude = old.map(|o| {
-        (
-            object_meta::namespace(o).unwrap_or(""),
-            object_meta::name(o),
-        )
-    });
-    let used = ServiceAllocations::from_services(&services, exclude);
-    let network = server.config.service_network();
-    admit_service_with(obj, old, &used, &network, &mut rand::rng())
+    let network = allocator.network();
+    allocations
+        .admit(&service_key(obj), obj, old, |svc, in_use| {
+            admit_service_with(svc, old, in_use, network, &mut rand::rng())
+        })
         .map_err(|errors| StatusError::invalid(&SERVICES, object_meta::name(obj), &errors).into())
 }

@@ -3,10 +3,13 @@
 //! Idempotent: written straight to the store, only what is missing or
 //! out of date.
 
+use crate::admission::allocates;
+use crate::allocator::{settled_write, Reservation};
 use crate::delete::resume_namespace_terminations;
 use crate::error::ApiError;
 use crate::object_meta::stamp_created;
 use crate::server::ApiServer;
+use crate::storage::Write;
 use api::registry::{ResourceInfo, ENDPOINTS, ENDPOINT_SLICES, NAMESPACES, SERVICES};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -17,42 +20,48 @@ const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "k
 /// Create the built-in objects that are missing, bring the `kubernetes`
 /// endpoints up to date, and resume interrupted namespace deletions.
 pub async fn bootstrap(server: &Arc<ApiServer>) -> Result<(), ApiError> {
-    for ns in SYSTEM_NAMESPACES {
-        let obj = json!({
-            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
-            "spec": {"finalizers": ["kubernetes"]},
-            "status": {"phase": "Active"},
-        });
-        ensure(server, &NAMESPACES, obj, false).await?;
-    }
     let config = &server.config;
-    ensure(
-        server,
-        &SERVICES,
-        kubernetes_service(&config.kubernetes_service_ip().to_string()),
-        false,
-    )
-    .await?;
-    ensure(
-        server,
-        &SERVICES,
-        dns_service(&config.dns_service_ip().to_string()),
-        false,
-    )
-    .await?;
     let (ip, port) = config.kubernetes_endpoint;
-    ensure(
-        server,
-        &ENDPOINTS,
-        kubernetes_endpoints(&ip.to_string(), port),
-        true,
-    )
-    .await?;
-    ensure(
-        server,
-        &ENDPOINT_SLICES,
-        kubernetes_endpoint_slice(&ip.to_string(), port),
-        true,
+    let mut wanted: Vec<(&ResourceInfo, Value, bool)> = SYSTEM_NAMESPACES
+        .iter()
+        .map(|ns| {
+            let obj = json!({
+                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            });
+            (&NAMESPACES, obj, false)
+        })
+        .collect();
+    wanted.extend([
+        (
+            &SERVICES,
+            kubernetes_service(&config.kubernetes_service_ip().to_string()),
+            false,
+        ),
+        (
+            &SERVICES,
+            dns_service(&config.dns_service_ip().to_string()),
+            false,
+        ),
+        (
+            &ENDPOINTS,
+            kubernetes_endpoints(&ip.to_string(), port),
+            true,
+        ),
+        (
+            &ENDPOINT_SLICES,
+            kubernetes_endpoint_slice(&ip.to_string(), port),
+            true,
+        ),
+    ]);
+    // Written straight to the store, none depends on another: all at once,
+    // so a first start pays one or two group-committed flushes instead of
+    // one per object.
+    futures::future::try_join_all(
+        wanted
+            .into_iter()
+            .map(|(res, obj, refresh)| ensure(server, res, obj, refresh)),
     )
     .await?;
     resume_namespace_terminations(server).await
@@ -73,7 +82,11 @@ async fn ensure(
     match storage.get(&key).await.map_err(ApiError::Storage)? {
         None => {
             stamp_created(&mut obj, &res.api_version(), res.kind);
-            match storage.create(&key, obj).await {
+            let reservation = reserve(server, res, &key, &obj, None).await?;
+            match settled_write(storage, key, Write::Create(obj), reservation)
+                .await
+                .0
+            {
                 Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
                 Err(e) => Err(ApiError::Storage(e)),
             }
@@ -86,7 +99,9 @@ async fn ensure(
             let rv = crate::object_meta::resource_version(&current)
                 .ok()
                 .flatten();
-            match storage.update(&key, updated, rv).await {
+            let reservation = reserve(server, res, &key, &updated, Some(&current)).await?;
+            let write = Write::Update(updated, rv);
+            match settled_write(storage, key, write, reservation).await.0 {
                 // Someone else wrote it meanwhile; the next start checks again.
                 Ok(_) | Err(StoreError::Conflict) => Ok(()),
                 Err(e) => Err(ApiError::Storage(e)),
@@ -94,6 +109,26 @@ async fn ensure(
         }
         Some(_) => Ok(()),
     }
+}
+
+/// The built-in Services are written as they are, not admitted, but what
+/// they hold is reserved like any Service's.
+async fn reserve(
+    server: &ApiServer,
+    res: &ResourceInfo,
+    key: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<Option<Reservation>, ApiError> {
+    if !allocates(res) {
+        return Ok(None);
+    }
+    let allocations = server
+        .service_allocator
+        .allocations(&server.storage)
+        .await
+        .map_err(ApiError::Storage)?;
+    Ok(Some(allocations.reserve_as_is(key, obj, old)))
 }
 
 fn content(obj: &Value) -> Value {

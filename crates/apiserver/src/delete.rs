@@ -1,6 +1,8 @@
 //! DELETE of one object or a collection, with Kubernetes' graceful
 //! deletion for Pods on a node, finalizers, and Namespace termination.
 
+use crate::admission::allocates;
+use crate::allocator::settled_write;
 use crate::body::{content_type, decode_object, read_limited};
 use crate::error::ApiError;
 use crate::object_meta::{self, format_time, meta_mut, now_rfc3339};
@@ -8,6 +10,7 @@ use crate::read::{list_object, load, select};
 use crate::resources::{json_response, RequestContext};
 use crate::selection::Filter;
 use crate::server::ApiServer;
+use crate::storage::Write;
 use crate::write::stored_rv;
 use api::registry::{ResourceInfo, NAMESPACES, RESOURCES};
 use api::status::StatusError;
@@ -133,10 +136,25 @@ pub async fn delete_object(
         }
         let removed = marked.is_none();
         let key = ctx.key(name);
-        let result = match marked {
-            Some(marked) => ctx.server.storage.update(&key, marked, rv).await,
-            None => ctx.server.storage.delete(&key, rv).await,
+        // A removed Service gives its addresses back once the delete
+        // commits (a marked one keeps them until then).
+        let reservation = if removed && allocates(res) {
+            let allocations = ctx
+                .server
+                .service_allocator
+                .allocations(&ctx.server.storage)
+                .await
+                .map_err(ApiError::Storage)?;
+            Some(allocations.release_on_delete(&key, &old))
+        } else {
+            None
         };
+        let write = match marked {
+            Some(marked) => Write::Update(marked, rv),
+            None => Write::Delete(rv),
+        };
+        let (result, _unsettled) =
+            settled_write(&ctx.server.storage, key, write, reservation).await;
         match result {
             Ok(done) => {
                 if res.kind == "Namespace" && res.group.is_empty() {

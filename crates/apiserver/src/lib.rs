@@ -6,6 +6,7 @@
 //! (`log`, `exec`, `attach`) are bridged to a [`podio::PodIo`].
 
 mod admission;
+mod allocator;
 mod body;
 mod bootstrap;
 mod config;

@@ -10,7 +10,6 @@ use api::registry::ResourceInfo;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// What every verb handler needs to know about its request.
@@ -81,7 +80,11 @@ impl RequestContext {
 }
 
 /// A JSON response with Kubernetes' content type, plus `Warning` headers.
-pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+pub fn json_response<T: serde::Serialize + ?Sized>(
+    code: StatusCode,
+    body: &T,
+    warnings: &[String],
+) -> Response {
     let mut response = (
         code,
         [(

@@ -1,5 +1,6 @@
 //! The server's shared state, its router and its listener loop.
 
+use crate::allocator::ServiceAllocator;
 use crate::config::ApiServerConfig;
 use crate::storage::Storage;
 use crate::{discovery, resources};
@@ -18,9 +19,10 @@ pub struct ApiServer {
     pub config: ApiServerConfig,
     pub storage: Storage,
     pub podio: Arc<dyn PodIo>,
-    /// Serialises Service creates and updates, so two Services can never be
-    /// given the same ClusterIP or NodePort.
-    pub service_allocation: tokio::sync::Mutex<()>,
+    /// Which ClusterIPs and NodePorts the Services hold: every Service
+    /// write reserves and settles through it, so two Services are never
+    /// given the same address and no write lists the others.
+    pub service_allocator: ServiceAllocator,
     /// Cancelled at shutdown: ends watches, log follows and exec sessions,
     /// which would otherwise hold the listener open.
     pub streams_done: CancellationToken,
@@ -29,10 +31,10 @@ pub struct ApiServer {
 impl ApiServer {
     pub fn new(config: ApiServerConfig, store: Arc<dyn Store>, podio: Arc<dyn PodIo>) -> Arc<Self> {
         Arc::new(ApiServer {
+            service_allocator: ServiceAllocator::new(config.service_network()),
             config,
             storage: Storage::new(store),
             podio,
-            service_allocation: tokio::sync::Mutex::new(()),
             streams_done: CancellationToken::new(),
         })
     }

@@ -6,6 +6,25 @@ use std::sync::Arc;
 use store::{Store, StoreError, StoreEvent};
 use tokio::sync::mpsc;
 
+/// A write of one key, as [`crate::allocator::settled_write`] carries it
+/// to the blocking pool.
+pub enum Write {
+    Create(Value),
+    /// The new object and the resourceVersion it must replace.
+    Update(Value, Option<u64>),
+    Delete(Option<u64>),
+}
+
+impl Write {
+    pub fn apply(self, store: &dyn Store, key: &str) -> Result<Value, StoreError> {
+        match self {
+            Write::Create(obj) => store.create(key, obj),
+            Write::Update(obj, rv) => store.update(key, obj, rv),
+            Write::Delete(rv) => store.delete(key, rv),
+        }
+    }
+}
+
 /// A cheap handle on the store for request handlers.
 #[derive(Clone)]
 pub struct Storage {
@@ -17,7 +36,9 @@ impl Storage {
         Storage { store }
     }
 
-    async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Run `f` on the blocking pool. It runs to its end even when the
+    /// caller stops waiting.
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
@@ -36,6 +57,12 @@ impl Storage {
     pub async fn list(&self, prefix: &str) -> Result<(Vec<Value>, u64), StoreError> {
         let prefix = prefix.to_string();
         self.blocking(move |s| s.list(&prefix)).await
+    }
+
+    /// [`Storage::list`] sharing the store's decoded objects.
+    pub async fn list_shared(&self, prefix: &str) -> Result<(Vec<Arc<Value>>, u64), StoreError> {
+        let prefix = prefix.to_string();
+        self.blocking(move |s| s.list_shared(&prefix)).await
     }
 
     pub async fn create(&self, key: &str, obj: Value) -> Result<Value, StoreError> {

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 /// The Table of `objects`, with `resource_version` in its metadata;
 /// without column definitions when `with_columns` is false (watch events
 /// after the first, as Kubernetes sends them).
-pub fn render(
+pub fn render<'a>(
     res: &ResourceInfo,
-    objects: &[Value],
+    objects: impl IntoIterator<Item = &'a Value>,
     version: TableVersion,
     resource_version: Value,
     with_columns: bool,

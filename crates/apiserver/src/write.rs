@@ -2,7 +2,8 @@
 //! object goes through `create_object` or `save_update`, so admission and
 //! optimistic concurrency are the same for every kind and verb.
 
-use crate::admission::admit;
+use crate::admission::{admit, Admitted};
+use crate::allocator::settled_write;
 use crate::body::{content_type, decode_object, decode_value, read_limited};
 use crate::decoding::{check_request_body, FieldValidation};
 use crate::error::ApiError;
@@ -10,6 +11,7 @@ use crate::object_meta::{self, carry_over, generate_name, meta_mut, stamp_create
 use crate::patch::{self, PatchType};
 use crate::read::load;
 use crate::resources::{json_response, RequestContext};
+use crate::storage::Write;
 use api::field_error::{FieldError, FieldErrorType};
 use api::registry::{ResourceInfo, NAMESPACES};
 use api::status::StatusError;
@@ -97,18 +99,6 @@ fn check_namespace(ctx: &RequestContext, obj: &mut Value) -> Result<(), ApiError
     }
 }
 
-/// Holds the Service allocation lock when `res` is Services.
-async fn allocation_guard<'a>(
-    ctx: &'a RequestContext,
-    res: &ResourceInfo,
-) -> Option<tokio::sync::MutexGuard<'a, ()>> {
-    if res.kind == "Service" && res.group.is_empty() {
-        Some(ctx.server.service_allocation.lock().await)
-    } else {
-        None
-    }
-}
-
 pub async fn create(ctx: RequestContext, body: Body) -> Result<Response, ApiError> {
     let res = ctx.resource();
     if res.namespaced && ctx.namespace().is_none() {
@@ -164,9 +154,12 @@ pub async fn create_object(ctx: &RequestContext, mut obj: Value) -> Result<Writt
     // A client cannot create an object with a status it made up; the
     // component that owns the status writes it through `/status`.
     api::defaults::reset_status_for_create(res.kind, &mut obj);
-    let _guard = allocation_guard(ctx, res).await;
-    let warnings = admit(&ctx.server, res, &mut obj, None, mode).await?;
+    let Admitted {
+        warnings,
+        mut reservation,
+    } = admit(&ctx.server, res, &mut obj, None, mode).await?;
     if ctx.dry_run() {
+        // Dropping the reservation gives the addresses back.
         return Ok(Written {
             object: obj,
             warnings,
@@ -175,16 +168,23 @@ pub async fn create_object(ctx: &RequestContext, mut obj: Value) -> Result<Writt
     // A generated name that collides is drawn again, as Kubernetes does.
     for _ in 0..5 {
         let name = object_meta::name(&obj).to_string();
-        match ctx
-            .server
-            .storage
-            .create(&ctx.key(&name), obj.clone())
-            .await
-        {
+        let key = ctx.key(&name);
+        let (result, unsettled) = settled_write(
+            &ctx.server.storage,
+            key,
+            Write::Create(obj.clone()),
+            reservation,
+        )
+        .await;
+        reservation = unsettled;
+        match result {
             Ok(object) => return Ok(Written { object, warnings }),
             Err(StoreError::AlreadyExists) if generate_from.is_some() => {
                 let prefix = generate_from.as_deref().unwrap_or("");
                 meta_mut(&mut obj).insert("name".into(), json!(generate_name(prefix)));
+                if let Some(r) = reservation.as_mut() {
+                    r.rename(&ctx.key(object_meta::name(&obj)));
+                }
             }
             Err(StoreError::AlreadyExists) => {
                 return Err(StatusError::already_exists(res, &name).into())
@@ -331,11 +331,13 @@ pub async fn save_update(
     if let Some(rv) = old_rv {
         meta_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
     }
-    let _guard = allocation_guard(ctx, res).await;
-    let warnings = admit(&ctx.server, res, &mut new, Some(old), mode).await?;
+    let Admitted {
+        warnings,
+        reservation,
+    } = admit(&ctx.server, res, &mut new, Some(old), mode).await?;
     if &new == old || ctx.dry_run() {
         // Nothing changed: no new revision and no watch event, as in
-        // Kubernetes.
+        // Kubernetes. (Dropping the reservation gives it back.)
         return Ok(Some(Written {
             object: new,
             warnings,
@@ -345,13 +347,14 @@ pub async fn save_update(
     let finalized = object_meta::meta_str(&new, "deletionTimestamp").is_some()
         && !finalizers(old).is_empty()
         && finalizers(&new).is_empty();
-    let result = if finalized {
+    let write = if finalized {
         // The last finalizer of an object being deleted is gone: the
         // deletion completes.
-        ctx.server.storage.delete(&key, old_rv).await
+        Write::Delete(old_rv)
     } else {
-        ctx.server.storage.update(&key, new, old_rv).await
+        Write::Update(new, old_rv)
     };
+    let (result, _unsettled) = settled_write(&ctx.server.storage, key, write, reservation).await;
     match result {
         Ok(object) => Ok(Some(Written { object, warnings })),
         Err(StoreError::Conflict) => Ok(None),

@@ -6,14 +6,48 @@
 //! that a crash could take back, and never sees gaps or reordering.
 //! Registering a watcher (replay + subscribe) and publishing happen under
 //! one lock, so no event falls between the replay and the live stream.
+//!
+//! Events are kept as the JSON the store wrote to disk, several times
+//! smaller than a decoded object, and decoded only when a watcher wants
+//! them: once per event for all live watchers, and on replay.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::{StoreError, StoreEvent};
+use crate::{StoreError, StoreEvent, StoreEventType};
+
+/// A durable event as the history keeps it; `object` is the object's JSON
+/// (for a delete: the deleted object stamped with the delete's revision).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EncodedEvent {
+    pub kind: StoreEventType,
+    pub key: String,
+    pub object: Arc<[u8]>,
+    pub revision: u64,
+}
+
+impl EncodedEvent {
+    /// The event as watchers receive it; `None` (logged) if the bytes are
+    /// not JSON, which the store never writes.
+    fn decode(&self) -> Option<StoreEvent> {
+        match serde_json::from_slice::<Value>(&self.object) {
+            Ok(object) => Some(StoreEvent {
+                kind: self.kind,
+                key: self.key.clone(),
+                object,
+                revision: self.revision,
+            }),
+            Err(e) => {
+                tracing::error!(key = %self.key, revision = self.revision, error = %e, "undecodable watch event");
+                None
+            }
+        }
+    }
+}
 
 pub(crate) struct WatchHistory {
     state: Mutex<HistoryState>,
@@ -24,7 +58,7 @@ pub(crate) struct WatchHistory {
 }
 
 struct HistoryState {
-    events: VecDeque<StoreEvent>,
+    events: VecDeque<EncodedEvent>,
     /// The revision just before the oldest retained event: a watch from
     /// here or later can be served completely.
     start: u64,
@@ -66,17 +100,17 @@ impl WatchHistory {
                 oldest: state.start,
             });
         }
-        let replay: Vec<&StoreEvent> = state
+        let replay: Vec<StoreEvent> = state
             .events
             .iter()
             .filter(|e| e.revision > from_rv && e.key.starts_with(prefix))
+            .filter_map(EncodedEvent::decode)
             .collect();
         // Room for the whole replay on top of the live allowance, so a
         // resume from far back is not mistaken for a slow reader.
         let (tx, rx) = mpsc::channel(replay.len() + self.channel_capacity);
         for event in replay {
-            tx.try_send(event.clone())
-                .expect("channel sized for the replay");
+            tx.try_send(event).expect("channel sized for the replay");
         }
         state.watchers.push(Watcher {
             prefix: prefix.to_string(),
@@ -89,7 +123,7 @@ impl WatchHistory {
     /// Appends durable events (in revision order) and sends them to matching
     /// watchers. A watcher whose channel is full is dropped, which closes its
     /// stream: the client re-lists instead of stalling every writer.
-    pub(crate) fn publish(&self, events: Vec<StoreEvent>) {
+    pub(crate) fn publish(&self, events: Vec<EncodedEvent>) {
         if events.is_empty() {
             return;
         }
@@ -97,23 +131,34 @@ impl WatchHistory {
         let state = &mut *state;
         state.watchers.retain(|w| !w.tx.is_closed());
         for event in events {
-            state.watchers.retain(|w| {
-                if event.revision <= w.from_rv || !event.key.starts_with(&w.prefix) {
-                    return true;
-                }
-                match w.tx.try_send(event.clone()) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_)) => {
-                        tracing::warn!(
-                            prefix = %w.prefix,
-                            revision = event.revision,
-                            "watcher fell behind; closing its stream"
-                        );
-                        false
+            let wants =
+                |w: &Watcher| event.revision > w.from_rv && event.key.starts_with(&w.prefix);
+            // Decoded once for every watcher, and not at all when none
+            // watches this key.
+            let decoded = if state.watchers.iter().any(wants) {
+                event.decode()
+            } else {
+                None
+            };
+            if let Some(decoded) = decoded {
+                state.watchers.retain(|w| {
+                    if !wants(w) {
+                        return true;
                     }
-                    Err(TrySendError::Closed(_)) => false,
-                }
-            });
+                    match w.tx.try_send(decoded.clone()) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(_)) => {
+                            tracing::warn!(
+                                prefix = %w.prefix,
+                                revision = decoded.revision,
+                                "watcher fell behind; closing its stream"
+                            );
+                            false
+                        }
+                        Err(TrySendError::Closed(_)) => false,
+                    }
+                });
+            }
             state.events.push_back(event);
             while state.events.len() > self.limit {
                 if let Some(old) = state.events.pop_front() {
@@ -139,14 +184,14 @@ impl WatchHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreEventType;
     use serde_json::json;
 
-    fn event(revision: u64, key: &str) -> StoreEvent {
-        StoreEvent {
+    fn event(revision: u64, key: &str) -> EncodedEvent {
+        let object = json!({"metadata": {"resourceVersion": revision.to_string()}});
+        EncodedEvent {
             kind: StoreEventType::Added,
             key: key.to_string(),
-            object: json!({"metadata": {"resourceVersion": revision.to_string()}}),
+            object: serde_json::to_vec(&object).unwrap().into(),
             revision,
         }
     }
@@ -170,6 +215,22 @@ mod tests {
         let mut rx = h.watch("/a/", 11).unwrap();
         h.publish(vec![event(14, "/a/3"), event(15, "/b/2")]);
         assert_eq!(drain(&mut rx), vec![13, 14]);
+    }
+
+    #[test]
+    fn replayed_and_live_events_arrive_decoded() {
+        let h = WatchHistory::new(0, 100, 16);
+        h.publish(vec![event(1, "/a/x")]);
+        let mut rx = h.watch("/a/", 0).unwrap();
+        h.publish(vec![event(2, "/a/y")]);
+        for (rev, key) in [(1, "/a/x"), (2, "/a/y")] {
+            let e = rx.try_recv().unwrap();
+            assert_eq!(
+                (e.kind, e.key.as_str(), e.revision),
+                (StoreEventType::Added, key, rev)
+            );
+            assert_eq!(e.object["metadata"]["resourceVersion"], rev.to_string());
+        }
     }
 
     #[test]

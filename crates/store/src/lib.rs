@@ -16,6 +16,7 @@ pub use error::StoreError;
 pub use sled_store::{SledStore, StoreConfig};
 
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The storage contract the apiserver is written against. Keys are
 /// `/registry/<group|core>/<plural>/[<ns>/]<name>`; objects are JSON objects
@@ -46,6 +47,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<tokio::sync::mpsc::Receiver<StoreEvent>, StoreError>;
     /// The newest durable revision (what a list made now would report).
     fn current_revision(&self) -> u64;
+
+    /// [`Store::get`] without copying: the object may be shared with the
+    /// store's own cache. Stores that keep decoded objects override it.
+    fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>, StoreError> {
+        Ok(self.get(key)?.map(Arc::new))
+    }
+
+    /// [`Store::list`] without copying: a list of thousands of objects
+    /// then costs a reference count each, not a parse or a deep copy.
+    fn list_shared(&self, prefix: &str) -> Result<(Vec<Arc<Value>>, u64), StoreError> {
+        let (objects, revision) = self.list(prefix)?;
+        Ok((objects.into_iter().map(Arc::new).collect(), revision))
+    }
 }
 
 /// What a write did to its key; the watch event's `type`.

@@ -13,15 +13,20 @@
 //! ([`GroupCommit`]). The flush leader publishes the queued events to the
 //! watch history only after the flush, so watchers never see a write that a
 //! crash could undo. Reads likewise wait until what they saw is durable.
+//!
+//! Reads never touch sled: every object is also kept decoded in memory
+//! (loaded at open, updated by each write under the writer mutex), and
+//! [`Store::list_shared`] hands out shared references to them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::commit::GroupCommit;
-use crate::history::WatchHistory;
+use crate::history::{EncodedEvent, WatchHistory};
 use crate::{format, Store, StoreError, StoreEvent, StoreEventType};
 
 /// Holds the newest revision; `\0` sorts before and apart from every `/`
@@ -61,10 +66,16 @@ pub struct SledStore {
 }
 
 /// Guarded by the writer mutex: the newest revision applied to sled (maybe
-/// not yet durable) and its events waiting for the flush that publishes them.
+/// not yet durable), its events waiting for the flush that publishes them,
+/// and every stored object, decoded.
 struct WriterState {
     applied: u64,
-    pending: Vec<StoreEvent>,
+    pending: Vec<EncodedEvent>,
+    /// What sled holds, as of `applied`: reads are served from here, so a
+    /// list shares decoded objects instead of parsing each one's JSON again
+    /// (kube-apiserver's watch cache does the same). Kept in key order for
+    /// prefix scans.
+    objects: BTreeMap<String, Arc<Value>>,
 }
 
 enum WriteOp {
@@ -98,6 +109,7 @@ impl SledStore {
             None => 0,
             Some(bytes) => decode_revision(&bytes)?,
         };
+        let decoded = load_objects(&objects)?;
         Ok(SledStore {
             dir,
             db,
@@ -105,6 +117,7 @@ impl SledStore {
             writer: Mutex::new(WriterState {
                 applied: revision,
                 pending: Vec::new(),
+                objects: decoded,
             }),
             commit: GroupCommit::new(revision),
             history: WatchHistory::new(revision, config.history_len, config.watch_channel_capacity),
@@ -120,7 +133,7 @@ impl SledStore {
         check_key(key)?;
         let (rev, object) = {
             let mut writer = self.lock_writer();
-            let stored = self.objects.get(key)?;
+            let stored = writer.objects.get(key);
             let rev = writer.applied + 1;
             let (kind, object) = match op {
                 WriteOp::Create(obj) => {
@@ -130,30 +143,41 @@ impl SledStore {
                     (StoreEventType::Added, stamp(key, obj, rev)?)
                 }
                 WriteOp::Update(obj, expected) => {
-                    let stored = decode(key, &stored.ok_or(StoreError::NotFound)?)?;
-                    check_expected(key, &stored, expected)?;
+                    let stored = stored.ok_or(StoreError::NotFound)?;
+                    check_expected(key, stored, expected)?;
                     (StoreEventType::Modified, stamp(key, obj, rev)?)
                 }
                 WriteOp::Delete(expected) => {
-                    let stored = decode(key, &stored.ok_or(StoreError::NotFound)?)?;
-                    check_expected(key, &stored, expected)?;
-                    (StoreEventType::Deleted, stamp(key, stored, rev)?)
+                    let stored = stored.ok_or(StoreError::NotFound)?;
+                    check_expected(key, stored, expected)?;
+                    (
+                        StoreEventType::Deleted,
+                        stamp(key, (**stored).clone(), rev)?,
+                    )
                 }
             };
+            // The bytes written are also what the watch history keeps.
+            let encoded: Arc<[u8]> = encode(key, &object)?.into();
             let mut batch = sled::Batch::default();
             match kind {
                 StoreEventType::Deleted => batch.remove(key.as_bytes()),
-                _ => batch.insert(key.as_bytes(), encode(key, &object)?),
+                _ => batch.insert(key.as_bytes(), &*encoded),
             }
             batch.insert(REVISION_KEY, &rev.to_be_bytes());
             // All-or-nothing: on error neither the object nor the revision
             // changed, so the revision is simply not consumed.
             self.objects.apply_batch(batch)?;
+            match kind {
+                StoreEventType::Deleted => writer.objects.remove(key),
+                _ => writer
+                    .objects
+                    .insert(key.to_string(), Arc::new(object.clone())),
+            };
             writer.applied = rev;
-            writer.pending.push(StoreEvent {
+            writer.pending.push(EncodedEvent {
                 kind,
                 key: key.to_string(),
-                object: object.clone(),
+                object: encoded,
                 revision: rev,
             });
             (rev, object)
@@ -194,12 +218,24 @@ impl SledStore {
 
 impl Store for SledStore {
     fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.get_shared(key)?.map(Arc::unwrap_or_clone))
+    }
+
+    fn list(&self, prefix: &str) -> Result<(Vec<Value>, u64), StoreError> {
+        let (objects, revision) = self.list_shared(prefix)?;
+        Ok((
+            objects.into_iter().map(Arc::unwrap_or_clone).collect(),
+            revision,
+        ))
+    }
+
+    fn get_shared(&self, key: &str) -> Result<Option<Arc<Value>>, StoreError> {
         check_key(key)?;
-        let (bytes, applied) = {
+        let (object, applied) = {
             let writer = self.lock_writer();
-            (self.objects.get(key)?, writer.applied)
+            (writer.objects.get(key).cloned(), writer.applied)
         };
-        match bytes {
+        match object {
             // Absence may come from a delete still in flight: wait for all
             // writes seen so far (in the common idle case, no wait at all).
             None => {
@@ -207,31 +243,28 @@ impl Store for SledStore {
                 Ok(None)
             }
             // The object's own revision is the newest write it reflects.
-            Some(bytes) => {
-                let object = decode(key, &bytes)?;
+            Some(object) => {
                 self.wait_durable(resource_version(key, &object)?)?;
                 Ok(Some(object))
             }
         }
     }
 
-    fn list(&self, prefix: &str) -> Result<(Vec<Value>, u64), StoreError> {
+    fn list_shared(&self, prefix: &str) -> Result<(Vec<Arc<Value>>, u64), StoreError> {
         check_prefix(prefix)?;
         let scan = if prefix.is_empty() { "/" } else { prefix };
-        // Scanning under the writer lock makes the result exactly the writes
-        // <= `applied`; decoding (the slow part) happens after it is released.
-        let (raw, applied) = {
+        // Read under the writer lock, the result is exactly the writes
+        // <= `applied`; it is returned once those are durable.
+        let (objects, applied) = {
             let writer = self.lock_writer();
-            let raw = self
+            let objects: Vec<Arc<Value>> = writer
                 .objects
-                .scan_prefix(scan)
-                .collect::<Result<Vec<_>, _>>()?;
-            (raw, writer.applied)
+                .range::<str, _>((std::ops::Bound::Included(scan), std::ops::Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(scan))
+                .map(|(_, v)| v.clone())
+                .collect();
+            (objects, writer.applied)
         };
-        let objects = raw
-            .iter()
-            .map(|(k, v)| decode(&String::from_utf8_lossy(k), v))
-            .collect::<Result<Vec<_>, _>>()?;
         self.wait_durable(applied)?;
         Ok((objects, applied))
     }
@@ -256,6 +289,21 @@ impl Store for SledStore {
     fn current_revision(&self) -> u64 {
         self.commit.durable()
     }
+}
+
+/// Every stored object, decoded: what reads are served from.
+fn load_objects(tree: &sled::Tree) -> Result<BTreeMap<String, Arc<Value>>, StoreError> {
+    let mut objects = BTreeMap::new();
+    for entry in tree.scan_prefix("/") {
+        let (k, v) = entry?;
+        let key = String::from_utf8(k.to_vec()).map_err(|_| StoreError::Corrupt {
+            key: String::from_utf8_lossy(&k).into_owned(),
+            reason: "key is not UTF-8".to_string(),
+        })?;
+        let object = decode(&key, &v)?;
+        objects.insert(key, Arc::new(object));
+    }
+    Ok(objects)
 }
 
 /// Object keys live under `/`; everything else is reserved for the store.

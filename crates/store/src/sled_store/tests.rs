@@ -404,3 +404,39 @@ fn newer_data_dir_format_is_refused_on_open() {
         )
     );
 }
+
+#[test]
+fn shared_reads_match_copies_and_survive_a_reopen() {
+    let dir = Scratch::new("shared");
+    let pods = "/registry/core/pods/default/p";
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.create(&key("default", "a"), svc("a")).unwrap();
+        store.create(&key("default", "b"), svc("b")).unwrap();
+        store.create(&key("other", "c"), svc("c")).unwrap();
+        store.create(pods, svc("p")).unwrap();
+        store.delete(&key("default", "b"), None).unwrap();
+        let mut updated = svc("a");
+        updated["spec"] = json!({"type": "NodePort"});
+        store.update(&key("default", "a"), updated, None).unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let prefix = "/registry/core/services/default/";
+    let (shared, rev) = store.list_shared(prefix).unwrap();
+    let (copied, rev2) = store.list(prefix).unwrap();
+    assert_eq!(rev, 6);
+    assert_eq!(rev2, 6);
+    let shared: Vec<Value> = shared.iter().map(|o| (**o).clone()).collect();
+    assert_eq!(shared, copied);
+    assert_eq!(
+        copied.len(),
+        1,
+        "deleted b stays deleted, c and p are elsewhere"
+    );
+    assert_eq!(copied[0]["spec"]["type"], "NodePort");
+    assert_eq!(rv(&copied[0]), 6);
+    let got = store.get_shared(&key("default", "a")).unwrap().unwrap();
+    assert_eq!(*got, copied[0]);
+    assert!(store.get_shared(&key("default", "b")).unwrap().is_none());
+    assert_eq!(store.list("/registry/core/").unwrap().0.len(), 3);
+}
