@@ -54,6 +54,7 @@ pub struct ServerArgs {
 }
 
 pub fn main(args: ServerArgs) -> ExitCode {
+    limit_malloc_arenas();
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,6 +66,18 @@ pub fn main(args: ServerArgs) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own arena (up to 8 per
+/// core) and keeps freed memory in each: with many Services the server's
+/// resident memory grew by half again. Two arenas are plenty for a server
+/// whose threads mostly wait on I/O.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; called before the
+    // runtime starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -8,6 +8,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use podio::PodIo;
 use std::sync::Arc;
@@ -81,6 +82,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let streams_done = state.streams_done.clone();
     let app = router(state);
+    // Watch events are small writes that follow each other closely: with
+    // Nagle's algorithm one waits for the client's delayed ACK (~40 ms),
+    // which every watcher (proxy, DNS, controllers, kubectl -w) would feel.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
