@@ -10,7 +10,11 @@
 # NSD (Debian package) serves that zone on another port. dnsperf asks both,
 # alternating, $RUNS times each; the script prints the median QPS of each,
 # their ratio, and the resident memory (VmRSS) of our server holding the
-# Services. Every process it starts is stopped on exit.
+# Services, with the load average before and after (dnsperf shares the
+# cores with both servers, so other load on the machine shows in the
+# figures; the ratio of the same run matters most). Every process it
+# starts is stopped on exit. DNS programming latency (Service created ->
+# name answers): scripts/bench-dns-latency.sh.
 #
 # Knobs (environment): SERVICES=10000 RUNS=5 DURATION=10 CLIENTS=4
 # OUTSTANDING=256 PEER_PORT=15353.
@@ -69,6 +73,7 @@ install_missing() {
 }
 install_missing
 
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== building the release harness"
 (cd "$ROOT" && cargo build --release -q -p dns --example dns_bench_server)
 BIN=$CARGO_TARGET_DIR/release/examples/dns_bench_server
@@ -166,8 +171,10 @@ OURS_MED=$(printf '%s\n' "${OURS_QPS[@]}" | median)
 PEER_MED=$(printf '%s\n' "${PEER_QPS[@]}" | median)
 RATIO=$(awk -v a="$OURS_MED" -v b="$PEER_MED" 'BEGIN {printf "%.2f", a / b}')
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
 echo
-echo "== results ($(nproc) cores)"
+echo "== results ($(nproc) cores, load average after: $LOAD_AFTER)"
 printf '  minik8s-dns median QPS : %s\n' "$OURS_MED"
 printf '  nsd median QPS         : %s\n' "$PEER_MED"
 printf '  ratio minik8s-dns/nsd  : %s\n' "$RATIO"

@@ -80,13 +80,13 @@ fn zone_file(table: &dns::Table) -> String {
     let _ = writeln!(out, "$ORIGIN {}.\n$TTL {}", zone.domain, zone.ttl);
     let _ = writeln!(out, "{}", table.zone_soa());
     let suffix = format!(".{}", zone.domain);
-    let mut names: Vec<(&str, &[Rdata])> = table
+    let mut names: Vec<(&str, &dns::records::Entry)> = table
         .iter()
         .filter(|(n, _)| *n == zone.domain || n.ends_with(&suffix))
         .collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, set) in names {
-        for r in set {
+    for (name, entry) in names {
+        for r in entry.records() {
             let data = match r {
                 Rdata::A(ip) => format!("A {ip}"),
                 Rdata::Aaaa(ip) => format!("AAAA {ip}"),

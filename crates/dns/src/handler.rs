@@ -16,6 +16,7 @@ use crate::lookup::{resolve, Resolution};
 use crate::shared::SharedTable;
 
 /// Answers from a `SharedTable`, forwards the rest.
+#[derive(Clone)]
 pub struct ClusterDnsHandler {
     table: Arc<SharedTable>,
     forwarder: Forwarder,
@@ -75,7 +76,10 @@ impl RequestHandler for ClusterDnsHandler {
         handle: R,
     ) -> ResponseInfo {
         let mut metadata = Metadata::response_from_request(&request.metadata);
-        metadata.recursion_available = !self.forwarder.refuses();
+        // RA on every answer, as CoreDNS gives it: stub resolvers (nslookup)
+        // complain "recursion not available" without it, and names outside
+        // the zone are indeed resolved recursively (or refused by policy).
+        metadata.recursion_available = true;
         // EDNS is answered with EDNS (RFC 6891), with our buffer size.
         let edns = request.edns.as_ref().map(|req| {
             let mut e = Edns::new();

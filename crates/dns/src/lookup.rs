@@ -39,7 +39,7 @@ pub struct Answer {
 
 /// Which of our zones a lowercase name (no trailing dot) falls in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Zone {
+pub(crate) enum Zone {
     Cluster,
     Reverse,
 }
@@ -81,7 +81,7 @@ fn reverse_in_cidrs(name: &str, cidrs: &[Ipv4Net]) -> bool {
     cidrs.iter().any(|c| c.contains(&net))
 }
 
-fn zone_of(table: &Table, name: &str) -> Option<Zone> {
+pub(crate) fn zone_of(table: &Table, name: &str) -> Option<Zone> {
     let cfg = table.zone();
     if in_domain(name, &cfg.domain) {
         Some(Zone::Cluster)
@@ -130,7 +130,7 @@ fn wire(owner: &Name, ttl: u32, rdata: &Rdata) -> Option<Record> {
     Some(Record::from_rdata(owner.clone(), ttl, data))
 }
 
-fn rdata_type(r: &Rdata) -> RecordType {
+pub(crate) fn rdata_type(r: &Rdata) -> RecordType {
     match r {
         Rdata::A(_) => RecordType::A,
         Rdata::Aaaa(_) => RecordType::AAAA,
@@ -168,14 +168,16 @@ pub fn resolve(table: &Table, qname: &Name, qtype: RecordType, rotate: usize) ->
     let mut owner = qname.clone();
     owner.set_fqdn(true);
     for _ in 0..MAX_CNAME_CHAIN {
-        let Some(set) = table.get(&key) else {
+        let Some(entry) = table.get(&key) else {
             answer.rcode = ResponseCode::NXDomain;
             answer.authority.push(soa.clone());
             return Resolution::Answer(answer);
         };
         if qtype != RecordType::CNAME && qtype != RecordType::ANY {
-            if let Some(Rdata::Cname(target)) = set.iter().find(|r| matches!(r, Rdata::Cname(_))) {
-                let Some(target_name) = parse_name(target) else {
+            if let Some(Rdata::Cname(target)) =
+                entry.records().find(|r| matches!(r, Rdata::Cname(_)))
+            {
+                let Some(target_name) = parse_name(&target) else {
                     break;
                 };
                 answer
@@ -199,8 +201,8 @@ pub fn resolve(table: &Table, qname: &Name, qtype: RecordType, rotate: usize) ->
                 answer.answers.push(rec);
             }
         }
-        let matching: Vec<&Rdata> = set
-            .iter()
+        let matching: Vec<Rdata> = entry
+            .records()
             .filter(|r| qtype == RecordType::ANY || rdata_type(r) == qtype)
             .collect();
         let n = matching.len();
@@ -212,7 +214,7 @@ pub fn resolve(table: &Table, qname: &Name, qtype: RecordType, rotate: usize) ->
         for i in 0..n {
             answer
                 .answers
-                .extend(wire(&owner, ttl, matching[(i + turn) % n]));
+                .extend(wire(&owner, ttl, &matching[(i + turn) % n]));
         }
         if answer.answers.len() == before {
             // The name exists, but not with this type: NODATA.

@@ -1,5 +1,6 @@
 //! The DNS server: sockets made in the node's network namespace, served by
-//! hickory's `Server` with our handler, fed from the API.
+//! our UDP threads (`udp_fast`) and hickory's `Server` (TCP) with our
+//! handler, fed from the API.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use hickory_server::Server;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DnsConfig;
+use crate::fallback::Fallback;
 use crate::feed::feed_table;
 use crate::forward::Forwarder;
 use crate::handler::ClusterDnsHandler;
@@ -17,6 +19,7 @@ use crate::kube_dns::publish_endpoints;
 use crate::records::{Table, ZoneConfig};
 use crate::shared::SharedTable;
 use crate::sockets::{open_listeners, Listeners};
+use crate::udp_fast;
 use crate::DnsError;
 
 /// A TCP client that sends nothing for this long is dropped.
@@ -113,15 +116,16 @@ impl DnsServer {
     /// Answer from the table as it is (nothing feeds it) until `shutdown`.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), DnsError> {
         let handler = ClusterDnsHandler::new(self.table.clone(), self.forwarder.clone());
-        let mut server = Server::new(handler);
         let io = |e: std::io::Error| DnsError::Serve(e.to_string());
-        for socket in self.listeners.udp {
-            socket.set_nonblocking(true).map_err(io)?;
-            server.register_socket(tokio::net::UdpSocket::from_std(socket).map_err(io)?);
-        }
+        // TCP: hickory's server.
+        let mut server = Server::new(handler.clone());
         self.listeners.tcp.set_nonblocking(true).map_err(io)?;
         let tcp = tokio::net::TcpListener::from_std(self.listeners.tcp).map_err(io)?;
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
+        // UDP: our own reading threads, with hickory for unusual questions.
+        let fallback = Fallback::new(handler, tokio::runtime::Handle::current());
+        let udp = udp_fast::start(self.listeners.udp, self.table.clone(), fallback)
+            .map_err(|e| DnsError::Serve(format!("cannot start the UDP threads: {e}")))?;
 
         let inner = server.shutdown_token().clone();
         let relay = tokio::spawn(async move {
@@ -130,6 +134,9 @@ impl DnsServer {
         });
         let result = server.block_until_done().await;
         relay.abort();
+        if let Err(e) = tokio::task::spawn_blocking(move || udp.stop()).await {
+            tracing::error!(error = %e, "cannot stop the DNS UDP threads");
+        }
         result.map_err(|e| DnsError::Serve(e.to_string()))
     }
 }

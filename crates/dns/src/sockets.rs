@@ -12,14 +12,18 @@ use nix::sys::socket::{
 
 use crate::DnsError;
 
-/// Most UDP sockets opened on the one port.
-const MAX_UDP_SOCKETS: usize = 4;
+/// Receive buffer of the UDP socket (the kernel doubles it for its
+/// bookkeeping), as NSD asks for: a burst of a thousand questions while
+/// the reading threads wait for a core must queue, not be dropped, or
+/// each dropped one costs its client a timeout.
+const UDP_RECEIVE_BUFFER: usize = 1 << 20;
 
 pub struct Listeners {
-    /// Several sockets on one port (SO_REUSEPORT): the kernel spreads
-    /// clients over them, and each is read by its own task, so answering
-    /// uses every core instead of queuing behind one receive loop.
-    pub udp: Vec<UdpSocket>,
+    /// One socket, read by several threads (`udp_fast`): whichever is on
+    /// a core takes the next batch. (One SO_REUSEPORT socket per thread
+    /// measured slower and uneven: the kernel hashes each client to one
+    /// socket, so a few busy clients can load one thread and idle another.)
+    pub udp: UdpSocket,
     pub tcp: TcpListener,
     pub local_addr: SocketAddr,
 }
@@ -30,16 +34,13 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
     let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
-    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    // Beyond net.core.rmem_max only with CAP_NET_ADMIN; else as much as
+    // the limit allows.
+    if setsockopt(&fd, sockopt::RcvBufForce, &UDP_RECEIVE_BUFFER).is_err() {
+        setsockopt(&fd, sockopt::RcvBuf, &UDP_RECEIVE_BUFFER)?;
+    }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     Ok(UdpSocket::from(fd))
-}
-
-fn udp_socket_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, MAX_UDP_SOCKETS)
 }
 
 /// UDP and TCP on the same address. With port 0 the UDP port is chosen
@@ -54,12 +55,8 @@ pub fn open_listeners(listen: SocketAddr) -> Result<Listeners, DnsError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let first = bind_udp(listen).map_err(|e| bind_err("udp", e))?;
-        let local_addr = first.local_addr().map_err(|e| bind_err("udp", e))?;
-        let mut udp = vec![first];
-        for _ in 1..udp_socket_count() {
-            udp.push(bind_udp(local_addr).map_err(|e| bind_err("udp", e))?);
-        }
+        let udp = bind_udp(listen).map_err(|e| bind_err("udp", e))?;
+        let local_addr = udp.local_addr().map_err(|e| bind_err("udp", e))?;
         match TcpListener::bind(local_addr) {
             Ok(tcp) => {
                 return Ok(Listeners {
@@ -83,8 +80,6 @@ mod tests {
         let l = open_listeners("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_ne!(l.local_addr.port(), 0);
         assert_eq!(l.tcp.local_addr().unwrap(), l.local_addr);
-        for s in &l.udp {
-            assert_eq!(s.local_addr().unwrap(), l.local_addr);
-        }
+        assert_eq!(l.udp.local_addr().unwrap(), l.local_addr);
     }
 }
