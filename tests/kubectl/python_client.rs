@@ -32,7 +32,7 @@ fn python_client_creates_lists_watches_and_deletes_services() {
     );
     // The watch really saw the Services come and go.
     for line in [
-        "watch saw py-web arrive",
+        "watch saw ADDED py-web",
         "watch saw DELETED py-web",
         "read Endpoints py-web",
     ] {
