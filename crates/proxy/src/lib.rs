@@ -3,17 +3,21 @@
 //! namespace.
 //!
 //! Decisions (`model`, `plan`, `restore`) are pure; `kernel` is the only
-//! part that runs programs.
+//! part that runs programs; `syncer` is one sync (plan, render, write) and
+//! `sync` the watch loop that triggers it.
 
 pub mod chain_name;
 pub mod kernel;
 pub mod model;
 pub mod plan;
+pub mod planner;
 pub mod restore;
 mod sync;
+pub mod syncer;
 
 pub use kernel::{IptablesInNetns, RuleWriter};
 pub use sync::{Proxy, ProxyConfig};
+pub use syncer::{RuleSync, SyncStats};
 
 /// What can go wrong while programming rules.
 #[derive(Debug, thiserror::Error)]

@@ -50,9 +50,10 @@ pub fn service_ports<'a>(
     services: impl IntoIterator<Item = &'a Service>,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
 ) -> Vec<ServicePort> {
-    let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    // Borrowed keys: this runs at every sync, over every slice.
+    let mut by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
-        let ns = s.metadata.namespace.clone().unwrap_or_default();
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
         let Some(svc) = s
             .metadata
             .labels
@@ -64,7 +65,7 @@ pub fn service_ports<'a>(
         if s.address_type != "IPv4" {
             continue;
         }
-        by_service.entry((ns, svc.clone())).or_default().push(s);
+        by_service.entry((ns, svc.as_str())).or_default().push(s);
     }
 
     let mut out = Vec::new();
@@ -113,10 +114,9 @@ pub fn service_ports<'a>(
         } else {
             Vec::new()
         };
-        let slices = by_service
-            .get(&(ns.clone(), name.clone()))
-            .cloned()
-            .unwrap_or_default();
+        let slices: &[&EndpointSlice] = by_service
+            .get(&(ns.as_str(), name.as_str()))
+            .map_or(&[], Vec::as_slice);
         for p in spec.ports.iter().flatten() {
             let port_name = p.name.clone().unwrap_or_default();
             let protocol = p.protocol.as_deref().unwrap_or("TCP");
@@ -128,7 +128,7 @@ pub fn service_ports<'a>(
                 _ => None,
             };
             let mut endpoints = Vec::new();
-            for slice in &slices {
+            for slice in slices {
                 let Some(slice_port) = slice.ports.iter().flatten().find(|sp| {
                     sp.name.clone().unwrap_or_default() == port_name
                         && sp.protocol.as_deref().unwrap_or("TCP") == protocol

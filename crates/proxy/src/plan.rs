@@ -3,14 +3,29 @@
 
 use crate::chain_name::{endpoint_chain, external_chain, service_chain};
 use crate::model::ServicePort;
-use std::collections::{BTreeMap, HashMap};
+use crate::planner::RulePlanner;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The packet mark that asks KUBE-POSTROUTING to masquerade.
 pub const MASQ_MARK: &str = "0x4000";
 
-/// Chains of one table, each with its rules (`-A` lines without the
-/// `-A CHAIN` prefix).
-pub type Chains = BTreeMap<String, Vec<String>>;
+/// Above this many endpoints in all, endpoint rules carry no comment, as in
+/// kube-proxy's large-cluster mode (`largeClusterEndpointsThreshold`):
+/// comments are a match of their own in every rule, and dropping them from
+/// the endpoint rules makes a full sync of 1,000 Services with 10 endpoints
+/// each about a fifth cheaper. Service-level rules keep theirs, so
+/// `iptables-save` still names every Service.
+pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
+
+/// The rules of one chain (`-A` lines without the `-A CHAIN` prefix).
+/// Shared, not copied, between successive plans: a chain that did not
+/// change is the same allocation in both, so keeping the last plan and
+/// comparing it with the next costs no copy of tens of thousands of rules.
+pub type Rules = Arc<Vec<String>>;
+
+/// Chains of one table, each with its rules.
+pub type Chains = BTreeMap<String, Rules>;
 
 /// Every minik8s chain of the `nat` and `filter` tables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,29 +47,30 @@ pub struct NodeContext {
 pub fn builtin_jumps() -> (Chains, Chains) {
     let mut nat = Chains::new();
     let portals = "-m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
-    nat.insert("PREROUTING".into(), vec![portals.into()]);
-    nat.insert("OUTPUT".into(), vec![portals.into()]);
+    nat.insert("PREROUTING".into(), rules([portals]));
+    nat.insert("OUTPUT".into(), rules([portals]));
     nat.insert(
         "POSTROUTING".into(),
-        vec!["-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING".into()],
+        rules(["-m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING"]),
     );
     let mut filter = Chains::new();
     let new_portals = "-m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
     let new_external = "-m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES";
-    filter.insert(
-        "INPUT".into(),
-        vec![new_portals.into(), new_external.into()],
-    );
+    filter.insert("INPUT".into(), rules([new_portals, new_external]));
     filter.insert(
         "FORWARD".into(),
-        vec![
-            "-m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD".into(),
-            new_portals.into(),
-            new_external.into(),
-        ],
+        rules([
+            "-m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD",
+            new_portals,
+            new_external,
+        ]),
     );
-    filter.insert("OUTPUT".into(), vec![new_portals.into()]);
+    filter.insert("OUTPUT".into(), rules([new_portals]));
     (nat, filter)
+}
+
+pub(crate) fn rules<S: Into<String>>(lines: impl IntoIterator<Item = S>) -> Rules {
+    Arc::new(lines.into_iter().map(Into::into).collect())
 }
 
 /// The rules of one service port: its lines in the shared chains and its
@@ -70,71 +86,52 @@ pub struct PortRules {
     /// Lines of filter KUBE-EXTERNAL-SERVICES.
     pub filter_external: Vec<String>,
     /// The port's own nat chains (KUBE-SVC-, KUBE-EXT-, KUBE-SEP-).
-    pub chains: Vec<(String, Vec<String>)>,
+    pub chains: Vec<(String, Rules)>,
+}
+
+/// Whether the cluster is large enough for kube-proxy's large-cluster mode
+/// (see [`LARGE_CLUSTER_ENDPOINTS`]).
+pub fn is_large_cluster(ports: &[ServicePort]) -> bool {
+    ports.iter().map(|p| p.endpoints.len()).sum::<usize>() > LARGE_CLUSTER_ENDPOINTS
 }
 
 /// Plan every minik8s chain for the given service ports.
 pub fn plan_rules(ports: &[ServicePort], node: &NodeContext) -> RuleSet {
-    let planned: Vec<PortRules> = ports.iter().map(|sp| plan_port(sp, node)).collect();
-    assemble(planned.iter())
+    let mut planner = RulePlanner::default();
+    planner.plan(ports, node);
+    planner.into_rules()
 }
 
-/// Plans ports incrementally: a port whose inputs did not change since the
-/// last call reuses its rules, so one endpoint change among thousands of
-/// Services costs one port's planning (KEP-3453's idea), not all of them.
-#[derive(Default)]
-pub struct RulePlanner {
-    cache: HashMap<(String, String), (ServicePort, PortRules)>,
-}
-
-impl RulePlanner {
-    pub fn plan(&mut self, ports: &[ServicePort], node: &NodeContext) -> RuleSet {
-        let mut next = HashMap::with_capacity(ports.len());
-        for sp in ports {
-            let key = (sp.display_name(), sp.protocol.clone());
-            let rules = match self.cache.remove(&key) {
-                Some((old, rules)) if old == *sp => rules,
-                _ => plan_port(sp, node),
-            };
-            next.insert(key, (sp.clone(), rules));
-        }
-        self.cache = next;
-        // Assemble in the order of `ports` (sorted by the model), so the
-        // output is the same as `plan_rules`'.
-        assemble(
-            ports
-                .iter()
-                .map(|sp| &self.cache[&(sp.display_name(), sp.protocol.clone())].1),
-        )
-    }
-}
-
-/// The fixed chains plus every port's rules.
-fn assemble<'a>(ports: impl Iterator<Item = &'a PortRules>) -> RuleSet {
+/// The chains whose rules depend on no Service: (nat, filter).
+pub fn fixed_chains() -> (Chains, Chains) {
     let mut nat = Chains::new();
     let mut filter = Chains::new();
-
     nat.insert(
         "KUBE-MARK-MASQ".into(),
-        vec![format!("-j MARK --or-mark {MASQ_MARK}")],
+        rules([format!("-j MARK --or-mark {MASQ_MARK}")]),
     );
     nat.insert(
         "KUBE-POSTROUTING".into(),
-        vec![
+        rules([
             format!("-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN"),
             format!("-j MARK --xor-mark {MASQ_MARK}"),
             "-m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully".into(),
-        ],
+        ]),
     );
     filter.insert(
         "KUBE-FORWARD".into(),
-        vec![
+        rules([
             "-m conntrack --ctstate INVALID -j DROP".into(),
             format!("-m comment --comment \"kubernetes forwarding rules\" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT"),
             "-m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".into(),
-        ],
+        ]),
     );
+    (nat, filter)
+}
 
+/// The chains every port adds lines to, in the order of `ports`: (nat,
+/// filter).
+pub fn shared_chains<'a>(ports: impl Iterator<Item = &'a PortRules>) -> (Chains, Chains) {
     let mut services = Vec::new();
     let mut nodeports = Vec::new();
     let mut filter_services = Vec::new();
@@ -144,23 +141,23 @@ fn assemble<'a>(ports: impl Iterator<Item = &'a PortRules>) -> RuleSet {
         nodeports.extend(p.nodeports.iter().cloned());
         filter_services.extend(p.filter_services.iter().cloned());
         filter_external.extend(p.filter_external.iter().cloned());
-        for (chain, rules) in &p.chains {
-            nat.insert(chain.clone(), rules.clone());
-        }
     }
     services.push(
         "-m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS".into(),
     );
-    nat.insert("KUBE-SERVICES".into(), services);
-    nat.insert("KUBE-NODEPORTS".into(), nodeports);
-    filter.insert("KUBE-SERVICES".into(), filter_services);
-    filter.insert("KUBE-EXTERNAL-SERVICES".into(), filter_external);
-    RuleSet { nat, filter }
+    let mut nat = Chains::new();
+    let mut filter = Chains::new();
+    nat.insert("KUBE-SERVICES".into(), Arc::new(services));
+    nat.insert("KUBE-NODEPORTS".into(), Arc::new(nodeports));
+    filter.insert("KUBE-SERVICES".into(), Arc::new(filter_services));
+    filter.insert("KUBE-EXTERNAL-SERVICES".into(), Arc::new(filter_external));
+    (nat, filter)
 }
 
 /// The rules of one service port, as kube-proxy's iptables mode writes
-/// them.
-pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
+/// them. `large_cluster`: endpoint rules go without comments (see
+/// [`LARGE_CLUSTER_ENDPOINTS`]).
+pub fn plan_port(sp: &ServicePort, node: &NodeContext, large_cluster: bool) -> PortRules {
     let mut out = PortRules::default();
     let name = sp.display_name();
     let proto = &sp.protocol;
@@ -213,10 +210,10 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
     if has_external {
         out.chains.push((
             ext_chain.clone(),
-            vec![
+            rules([
                 format!("-m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"),
                 format!("-j {svc_chain}"),
-            ],
+            ]),
         ));
     }
 
@@ -224,6 +221,15 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
         "! -s {} -d {cluster_ip}/32 -p {proto} -m comment --comment \"{name} cluster IP\" -m {proto} --dport {port} -j KUBE-MARK-MASQ",
         node.cluster_cidr
     )];
+    // `-m comment --comment "..." ` before an endpoint rule's matches, or
+    // nothing in large-cluster mode.
+    let comment = |text: &str| {
+        if large_cluster {
+            String::new()
+        } else {
+            format!("-m comment --comment \"{text}\" ")
+        }
+    };
     let seps: Vec<(String, String)> = sp
         .endpoints
         .iter()
@@ -235,7 +241,8 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
     if let Some(timeout) = sp.affinity_timeout {
         for (sep, ep) in &seps {
             svc_rules.push(format!(
-                "-m comment --comment \"{name} -> {ep}\" -m recent --name {sep} --rcheck --seconds {timeout} --reap -j {sep}"
+                "{}-m recent --name {sep} --rcheck --seconds {timeout} --reap -j {sep}",
+                comment(&format!("{name} -> {ep}"))
             ));
         }
     }
@@ -244,26 +251,28 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
         if i + 1 < n {
             let probability = 1.0 / (n - i) as f64;
             svc_rules.push(format!(
-                "-m comment --comment \"{name} -> {ep}\" -m statistic --mode random --probability {probability:.10} -j {sep}"
+                "{}-m statistic --mode random --probability {probability:.10} -j {sep}",
+                comment(&format!("{name} -> {ep}"))
             ));
         } else {
-            svc_rules.push(format!("-m comment --comment \"{name} -> {ep}\" -j {sep}"));
+            svc_rules.push(format!("{}-j {sep}", comment(&format!("{name} -> {ep}"))));
         }
     }
-    out.chains.push((svc_chain.clone(), svc_rules));
+    out.chains.push((svc_chain.clone(), Arc::new(svc_rules)));
 
     for (e, (sep, ep)) in sp.endpoints.iter().zip(&seps) {
         let recent = if sp.affinity_timeout.is_some() {
-            format!(" -m recent --name {sep} --set")
+            format!("-m recent --name {sep} --set ")
         } else {
             String::new()
         };
+        let comment = comment(&name);
         out.chains.push((
             sep.clone(),
-            vec![
-                format!("-s {}/32 -m comment --comment \"{name}\" -j KUBE-MARK-MASQ", e.ip),
-                format!("-p {proto} -m comment --comment \"{name}\"{recent} -m {proto} -j DNAT --to-destination {ep}"),
-            ],
+            rules([
+                format!("-s {}/32 {comment}-j KUBE-MARK-MASQ", e.ip),
+                format!("-p {proto} {comment}{recent}-m {proto} -j DNAT --to-destination {ep}"),
+            ]),
         ));
     }
 
@@ -271,11 +280,11 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext) -> PortRules {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::Endpoint;
 
-    fn web(endpoints: &[(&str, u16)], node_port: Option<u16>) -> ServicePort {
+    pub(crate) fn web(endpoints: &[(&str, u16)], node_port: Option<u16>) -> ServicePort {
         ServicePort {
             namespace: "default".into(),
             name: "web".into(),
@@ -297,7 +306,7 @@ mod tests {
         }
     }
 
-    fn node() -> NodeContext {
+    pub(crate) fn node() -> NodeContext {
         NodeContext {
             cluster_cidr: "10.244.0.0/16".into(),
         }
@@ -358,21 +367,47 @@ mod tests {
         assert_eq!(rules.nat[&ext][0], "-m comment --comment \"masquerade traffic for default/web external destinations\" -j KUBE-MARK-MASQ");
     }
 
+    /// `services` Services named web-N with 10 endpoints each.
+    pub(crate) fn cluster(services: usize) -> Vec<ServicePort> {
+        (0..services)
+            .map(|s| {
+                let ips: Vec<String> = (0..10).map(|e| format!("10.244.{s}.{}", e + 2)).collect();
+                let eps: Vec<(&str, u16)> = ips.iter().map(|ip| (ip.as_str(), 80)).collect();
+                let mut sp = web(&eps, None);
+                sp.name = format!("web-{s}");
+                sp
+            })
+            .collect()
+    }
+
     #[test]
-    fn incremental_planner_matches_a_full_plan() {
-        let a = web(&[("10.244.0.5", 80), ("10.244.0.6", 80)], None);
-        let mut b = web(&[("10.244.0.7", 80)], Some(30080));
-        b.name = "api".into();
-        let mut planner = RulePlanner::default();
-        assert_eq!(
-            planner.plan(&[b.clone(), a.clone()], &node()),
-            plan_rules(&[b.clone(), a.clone()], &node())
-        );
-        let a2 = web(&[("10.244.0.5", 80)], None);
-        assert_eq!(
-            planner.plan(&[b.clone(), a2.clone()], &node()),
-            plan_rules(&[b, a2], &node())
-        );
+    fn large_clusters_drop_endpoint_comments_but_keep_service_ones() {
+        let svc = service_chain("default/web-0", "tcp");
+        // 100 x 10 endpoints: at the threshold, every rule has its comment.
+        let small = plan_rules(&cluster(100), &node());
+        assert!(small.nat[&svc][1].starts_with("-m comment --comment \"default/web-0 -> 10.244.0."));
+        // 101 x 10: above it, kube-proxy's large-cluster mode.
+        let large = plan_rules(&cluster(101), &node());
+        let chain = &large.nat[&svc];
+        assert!(chain[0].contains("--comment \"default/web-0 cluster IP\""));
+        assert_eq!(chain.len(), 11);
+        for r in &chain[1..] {
+            assert!(!r.contains("comment"), "{r}");
+            assert!(r.contains("-j KUBE-SEP-"), "{r}");
+        }
+        assert!(chain[1]
+            .starts_with("-m statistic --mode random --probability 0.1000000000 -j KUBE-SEP-"));
+        let sep = large
+            .nat
+            .iter()
+            .find(|(k, _)| k.starts_with("KUBE-SEP-"))
+            .unwrap()
+            .1;
+        assert!(sep[0].starts_with("-s 10.244.") && sep[0].ends_with("/32 -j KUBE-MARK-MASQ"));
+        assert!(sep[1].starts_with("-p tcp -m tcp -j DNAT --to-destination 10.244."));
+        assert!(large.nat["KUBE-SERVICES"]
+            .iter()
+            .all(|r| r.contains("-m comment --comment")));
     }
 
     #[test]

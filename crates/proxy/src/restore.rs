@@ -2,7 +2,8 @@
 //! everything on a full sync, only the chains that changed otherwise
 //! (KEP-3453's partial sync). Pure.
 
-use crate::plan::{builtin_jumps, Chains, RuleSet};
+use crate::plan::{builtin_jumps, Chains, RuleSet, Rules};
+use crate::planner::ChangedChains;
 use std::fmt::Write;
 
 const BUILTIN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
@@ -15,38 +16,49 @@ const BUILTIN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUT
 /// than `--noflush` with nf_tables for tens of thousands of rules.)
 pub fn render_full(desired: &RuleSet) -> String {
     let (nat_jumps, filter_jumps) = builtin_jumps();
-    let mut out = String::new();
+    // Sized once: a full payload of 1,000 Services is several megabytes.
+    let mut out =
+        String::with_capacity(estimated_size(&desired.nat) + estimated_size(&desired.filter));
+    // nat first: with nf_tables each table is a transaction of its own,
+    // and the DNAT rules are what makes a new endpoint reachable.
     for (table, chains, jumps) in [
-        ("filter", &desired.filter, &filter_jumps),
         ("nat", &desired.nat, &nat_jumps),
+        ("filter", &desired.filter, &filter_jumps),
     ] {
-        let all: Vec<(&String, &Vec<String>)> = jumps.iter().chain(chains.iter()).collect();
+        let all: Vec<(&String, &Rules)> = jumps.iter().chain(chains.iter()).collect();
         write_table(&mut out, table, &all, &[]);
     }
     out
 }
 
-/// Only what changed between `previous` (what the last sync wrote) and
-/// `desired`; `None` when nothing did.
-pub fn render_partial(previous: &RuleSet, desired: &RuleSet) -> Option<String> {
+/// Only the chains the last plan changed: those `desired` has are
+/// declared (which flushes them) and written, those it has not are flushed
+/// and deleted; `None` when nothing changed. Applied with `--noflush`, so
+/// every other chain stays as it is in the kernel.
+pub fn render_partial(desired: &RuleSet, changed: &ChangedChains) -> Option<String> {
+    if changed.is_empty() {
+        return None;
+    }
     let mut out = String::new();
-    let mut changed = false;
-    for (table, old, new) in [
-        ("filter", &previous.filter, &desired.filter),
-        ("nat", &previous.nat, &desired.nat),
+    // nat first, as in `render_full`.
+    for (table, chains, names) in [
+        ("nat", &desired.nat, &changed.nat),
+        ("filter", &desired.filter, &changed.filter),
     ] {
-        let updated: Vec<(&String, &Vec<String>)> = new
-            .iter()
-            .filter(|(c, r)| old.get(*c) != Some(*r))
-            .collect();
-        let stale: Vec<&String> = old.keys().filter(|c| !new.contains_key(*c)).collect();
-        if updated.is_empty() && stale.is_empty() {
+        if names.is_empty() {
             continue;
         }
-        changed = true;
+        let mut updated = Vec::new();
+        let mut stale = Vec::new();
+        for name in names {
+            match chains.get_key_value(name) {
+                Some(chain) => updated.push(chain),
+                None => stale.push(name),
+            }
+        }
         write_table(&mut out, table, &updated, &stale);
     }
-    changed.then_some(out)
+    Some(out)
 }
 
 /// Empty tables: applied without `--noflush`, it removes every rule and
@@ -55,12 +67,22 @@ pub fn render_cleanup() -> String {
     "*filter\nCOMMIT\n*nat\nCOMMIT\n".to_string()
 }
 
-fn write_table(
-    out: &mut String,
-    table: &str,
-    chains: &[(&String, &Vec<String>)],
-    stale: &[&String],
-) {
+/// Bytes of the `-A` lines of `chains`, near enough to size a buffer.
+fn estimated_size(chains: &Chains) -> usize {
+    chains
+        .iter()
+        .map(|(name, rules)| {
+            rules
+                .iter()
+                .map(|r| r.len() + name.len() + 5)
+                .sum::<usize>()
+                + 2 * name.len()
+                + 16
+        })
+        .sum()
+}
+
+fn write_table(out: &mut String, table: &str, chains: &[(&String, &Rules)], stale: &[&String]) {
     let _ = writeln!(out, "*{table}");
     for (name, _) in chains {
         if BUILTIN.contains(&name.as_str()) {
@@ -87,7 +109,7 @@ fn write_table(
 
 /// Count of rules in a rule set (for logs and benchmarks).
 pub fn rule_count(chains: &Chains) -> usize {
-    chains.values().map(Vec::len).sum()
+    chains.values().map(|r| r.len()).sum()
 }
 
 #[cfg(test)]
@@ -97,34 +119,41 @@ mod tests {
     fn set(chains: &[(&str, &[&str])]) -> RuleSet {
         let mut r = RuleSet::default();
         for (c, rules) in chains {
-            r.nat
-                .insert(c.to_string(), rules.iter().map(|s| s.to_string()).collect());
+            r.nat.insert(
+                c.to_string(),
+                std::sync::Arc::new(rules.iter().map(|s| s.to_string()).collect()),
+            );
         }
         r
     }
 
     #[test]
     fn partial_sync_writes_only_changed_chains_and_deletes_stale_ones() {
-        let old = set(&[
-            ("KUBE-SERVICES", &["-j KUBE-SVC-A"]),
-            ("KUBE-SVC-A", &["-j KUBE-SEP-1"]),
-            ("KUBE-SEP-1", &["-j DNAT"]),
-            ("KUBE-SVC-B", &["-j X"]),
-        ]);
+        // KUBE-SVC-A's endpoint 1 was replaced by endpoint 2.
         let new = set(&[
             ("KUBE-SERVICES", &["-j KUBE-SVC-A"]),
             ("KUBE-SVC-A", &["-j KUBE-SEP-2"]),
             ("KUBE-SEP-2", &["-j DNAT"]),
             ("KUBE-SVC-B", &["-j X"]),
         ]);
-        let p = render_partial(&old, &new).unwrap();
+        let changed = ChangedChains {
+            nat: ["KUBE-SVC-A", "KUBE-SEP-2", "KUBE-SEP-1"]
+                .map(String::from)
+                .into(),
+            filter: Default::default(),
+        };
+        let p = render_partial(&new, &changed).unwrap();
         assert!(p.contains(":KUBE-SVC-A - [0:0]"));
         assert!(p.contains(":KUBE-SEP-2 - [0:0]"));
+        assert!(p.contains("-A KUBE-SVC-A -j KUBE-SEP-2"));
+        // Flushed (declared) before it is deleted.
+        assert!(p.contains(":KUBE-SEP-1 - [0:0]"));
         assert!(p.contains("-X KUBE-SEP-1"));
         assert!(!p.contains("KUBE-SVC-B"), "unchanged chain rewritten:\n{p}");
         assert!(!p.contains("KUBE-SERVICES"));
         assert!(!p.contains("*filter"));
-        assert_eq!(render_partial(&new, &new), None);
+        assert!(p.ends_with("COMMIT\n"));
+        assert_eq!(render_partial(&new, &ChangedChains::default()), None);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! kernel in milliseconds).
 
 use crate::kernel::RuleWriter;
-use crate::model::{service_ports, ServicePort};
-use crate::plan::{NodeContext, RulePlanner, RuleSet};
-use crate::restore::{render_cleanup, render_full, render_partial, rule_count};
+use crate::model::service_ports;
+use crate::plan::NodeContext;
+use crate::syncer::RuleSync;
 use api::registry::{ENDPOINT_SLICES, SERVICES};
 use client::{watcher, Client, ListParams, WatcherEvent};
 use futures::{FutureExt, StreamExt};
@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -36,16 +36,6 @@ pub struct Proxy {
 enum Input {
     Services(WatcherEvent),
     Slices(WatcherEvent),
-}
-
-/// The last state written to the kernel.
-#[derive(Default)]
-struct Written {
-    /// `None`: the kernel's state is unknown, so the next sync is full.
-    rules: Option<RuleSet>,
-    ports: Vec<ServicePort>,
-    /// When the last full sync happened.
-    full_at: Option<Instant>,
 }
 
 impl Proxy {
@@ -73,22 +63,22 @@ impl Proxy {
         let mut svc_cache: BTreeMap<String, Service> = BTreeMap::new();
         let mut slice_cache: BTreeMap<String, EndpointSlice> = BTreeMap::new();
         let (mut svc_synced, mut slices_synced) = (false, false);
-        let mut written = Written::default();
-        let node = NodeContext {
-            cluster_cidr: self.config.cluster_cidr.clone(),
-        };
+        // Moved into a blocking task for each sync and back.
+        let mut syncer = Some(self.new_syncer());
+        let mut full_at: Option<Instant> = None;
         let mut retry_at: Option<Instant> = None;
-        let mut planner = RulePlanner::default();
 
         loop {
             let wake = retry_at
-                .or_else(|| written.full_at.map(|t| t + self.config.full_resync))
+                .or_else(|| full_at.map(|t| t + self.config.full_resync))
                 .unwrap_or_else(|| Instant::now() + self.config.full_resync);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(wake.into()) => {
                     // Periodic full resync, or a retry after a failure.
-                    written.rules = None;
+                    if let Some(s) = syncer.as_mut() {
+                        s.invalidate();
+                    }
                 }
                 input = inputs.next() => {
                     let Some(mut input) = input else { break };
@@ -108,103 +98,64 @@ impl Proxy {
             if !(svc_synced && slices_synced) {
                 continue;
             }
+            let started = Instant::now();
             let ports = service_ports(svc_cache.values(), slice_cache.values());
-            let desired = planner.plan(&ports, &node);
-            let full = written.rules.is_none();
-            match self.write(written.rules.clone(), &desired).await {
-                Ok(()) => {
-                    self.clear_stale_udp(&written.ports, &ports).await;
-                    written = Written {
-                        rules: Some(desired),
-                        ports,
-                        full_at: if full {
-                            Some(Instant::now())
-                        } else {
-                            written.full_at
-                        },
-                    };
+            let model = started.elapsed();
+            let mut s = syncer.take().unwrap_or_else(|| self.new_syncer());
+            let joined = tokio::task::spawn_blocking(move || {
+                let result = s.sync(ports);
+                (s, result)
+            })
+            .await;
+            let result = match joined {
+                Ok((s, result)) => {
+                    syncer = Some(s);
+                    result
+                }
+                // The syncer is lost with the task; a new one starts with
+                // a full sync.
+                Err(e) => Err(crate::ProxyError::Restore(format!("sync task failed: {e}"))),
+            };
+            match result {
+                Ok(stats) => {
+                    tracing::debug!(
+                        full = stats.full,
+                        nat_rules = stats.nat_rules,
+                        bytes = stats.payload_bytes,
+                        model_ms = ms(model),
+                        plan_ms = ms(stats.plan),
+                        render_ms = ms(stats.render),
+                        restore_ms = ms(stats.restore),
+                        "proxy sync"
+                    );
+                    if stats.full {
+                        full_at = Some(Instant::now());
+                    }
                     retry_at = None;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "proxy sync failed; retrying with a full sync");
-                    written.rules = None;
                     retry_at = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
         }
-        self.cleanup().await;
-    }
-
-    /// A full sync when nothing is known of the kernel's state, else only
-    /// the changed chains.
-    async fn write(
-        &self,
-        previous: Option<RuleSet>,
-        desired: &RuleSet,
-    ) -> Result<(), crate::ProxyError> {
-        let writer = self.writer.clone();
-        let desired = desired.clone();
-        let nat_rules = rule_count(&desired.nat);
-        let started = Instant::now();
-        let full = previous.is_none();
-        let result = tokio::task::spawn_blocking(move || match previous {
-            Some(prev) => match render_partial(&prev, &desired) {
-                Some(payload) => writer.restore(&payload, false),
-                None => Ok(()),
-            },
-            None => writer.restore(&render_full(&desired), true),
-        })
-        .await
-        .unwrap_or_else(|e| Err(crate::ProxyError::Restore(format!("sync task failed: {e}"))));
-        tracing::debug!(
-            full,
-            nat_rules,
-            took_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "proxy sync"
-        );
-        result
-    }
-
-    async fn clear_stale_udp(&self, old: &[ServicePort], new: &[ServicePort]) {
-        let mut stale = Vec::new();
-        for o in old.iter().filter(|p| p.protocol == "udp") {
-            let Some(ip) = o.cluster_ip else { continue };
-            let now: BTreeSet<_> = new
-                .iter()
-                .find(|n| {
-                    n.namespace == o.namespace
-                        && n.name == o.name
-                        && n.port_name == o.port_name
-                        && n.protocol == "udp"
-                })
-                .map(|n| n.endpoints.iter().map(|e| e.ip).collect())
-                .unwrap_or_default();
-            for e in &o.endpoints {
-                if !now.contains(&e.ip) {
-                    stale.push((ip, o.port, e.ip));
-                }
-            }
-        }
-        if stale.is_empty() {
-            return;
-        }
-        let writer = self.writer.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for (ip, port, ep) in stale {
-                writer.clear_udp_flows(ip, port, ep);
-            }
-        })
-        .await;
-    }
-
-    async fn cleanup(&self) {
-        let writer = self.writer.clone();
-        let result =
-            tokio::task::spawn_blocking(move || writer.restore(&render_cleanup(), true)).await;
+        let mut s = syncer.unwrap_or_else(|| self.new_syncer());
+        let result = tokio::task::spawn_blocking(move || s.cleanup()).await;
         if let Ok(Err(e)) = result {
             tracing::warn!(error = %e, "removing the proxy's rules failed");
         }
     }
+
+    fn new_syncer(&self) -> RuleSync {
+        let node = NodeContext {
+            cluster_cidr: self.config.cluster_cidr.clone(),
+        };
+        RuleSync::new(self.writer.clone(), node)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Fold a watcher event into a cache keyed by namespace/name. Returns true
