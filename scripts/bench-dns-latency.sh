@@ -9,9 +9,7 @@
 # Builds the release harness crates/dns/examples/dns_latency_bench.rs,
 # which first creates $BACKGROUND Services (so each change lands in a big
 # table), then creates and deletes $MEASURE Services one at a time, asking
-# the DNS every 0.5 ms, and prints p50/p90/p99/max. It runs twice: as the
-# API server runs today, and with TCP_NODELAY on the API's socket (see the
-# harness' comment on Nagle and delayed ACKs).
+# the DNS every 0.5 ms, and prints p50/p90/p99/max.
 #
 # Knobs (environment): BACKGROUND=10000 MEASURE=300.
 set -euo pipefail
@@ -26,8 +24,6 @@ echo "== building the release harness"
 (cd "$ROOT" && cargo build --release -q -p dns --example dns_latency_bench)
 BIN=$CARGO_TARGET_DIR/release/examples/dns_latency_bench
 
-echo "== API server as it runs"
+echo "== created / deleted -> DNS follows"
 "$BIN" --background "$BACKGROUND" --measure "$MEASURE"
-echo "== API server with TCP_NODELAY"
-"$BIN" --background "$BACKGROUND" --measure "$MEASURE" --api-nodelay
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,7 +4,7 @@
 //! store, in this process, on loopback) with the DNS server fed by its
 //! watches, exactly as `minik8s server` wires them.
 //!
-//!     dns_latency_bench --background 10000 --measure 300 [--api-nodelay]
+//!     dns_latency_bench --background 10000 --measure 300
 //!
 //! First creates `--background` Services (spread over 20 namespaces) so
 //! every change lands in a big table, waits until the DNS answers the last
@@ -13,12 +13,9 @@
 //! with the Service's address (asked every `POLL`). Then deletes them the
 //! same way, until NXDOMAIN. Prints p50/p90/p99/max of each.
 //!
-//! `--api-nodelay` sets TCP_NODELAY on the API's listening socket (Linux
-//! hands it on to accepted connections). Without it, as `apiserver::serve`
-//! runs today, Nagle's algorithm holds a watch event back while the
-//! previous one is unacknowledged, and the client acknowledges late
-//! (delayed ACK, up to 40 ms): events that follow each other within
-//! ~40 ms reach the watcher up to 40 ms late.
+//! The API server sets TCP_NODELAY on its connections: without it, a watch
+//! event that follows another within ~40 ms waits for the client's delayed
+//! ACK, which this benchmark showed as a 40-50 ms p99.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,26 +42,20 @@ const CREATE_CONCURRENCY: usize = 32;
 struct Args {
     background: usize,
     measure: usize,
-    api_nodelay: bool,
 }
 
 fn parse_args() -> Args {
     let mut args = Args {
         background: 10_000,
         measure: 300,
-        api_nodelay: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--api-nodelay" {
-            args.api_nodelay = true;
-            continue;
-        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--background" => args.background = value.parse().expect("--background N"),
             "--measure" => args.measure = value.parse().expect("--measure N"),
-            other => panic!("unknown flag {other} (--background N, --measure N, --api-nodelay)"),
+            other => panic!("unknown flag {other} (--background N, --measure N)"),
         }
     }
     args
@@ -83,7 +74,7 @@ fn namespace(name: &str) -> Value {
 }
 
 /// The API server on loopback over a fresh store in `dir`.
-async fn start_api(dir: &PathBuf, nodelay: bool, shutdown: CancellationToken) -> Client {
+async fn start_api(dir: &PathBuf, shutdown: CancellationToken) -> Client {
     let store = store::SledStore::open(dir).expect("open store");
     let server = apiserver::ApiServer::new(
         apiserver::ApiServerConfig::default(),
@@ -94,10 +85,6 @@ async fn start_api(dir: &PathBuf, nodelay: bool, shutdown: CancellationToken) ->
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind API");
-    if nodelay {
-        nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
-            .expect("TCP_NODELAY on the API socket");
-    }
     let addr = listener.local_addr().expect("API address");
     tokio::spawn(apiserver::serve(listener, server, shutdown));
     Client::new(format!("http://{addr}"))
@@ -188,7 +175,7 @@ fn report(what: &str, samples: &mut [Duration]) {
 async fn run(args: Args) {
     let shutdown = CancellationToken::new();
     let dir = std::env::temp_dir().join(format!("minik8s-dns-latency-{}", std::process::id()));
-    let api = start_api(&dir, args.api_nodelay, shutdown.clone()).await;
+    let api = start_api(&dir, shutdown.clone()).await;
 
     let config = DnsConfig {
         listen: "127.0.0.1:0".parse().expect("valid address"),
@@ -268,14 +255,9 @@ async fn run(args: Args) {
     }
 
     println!(
-        "DNS programming latency with {} other Services (poll every {} us, API TCP_NODELAY {}):",
+        "DNS programming latency with {} other Services (poll every {} us):",
         args.background,
         POLL.as_micros(),
-        if args.api_nodelay {
-            "on"
-        } else {
-            "off, as apiserver::serve"
-        }
     );
     report("  create call (API only)      ", &mut create_call);
     report("  created -> name answers     ", &mut created);
