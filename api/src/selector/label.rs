@@ -7,8 +7,10 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as TypedLabelSelector;
 use serde_json::Value;
 
-use crate::validation::names::{label_value as label_value_errors, qualified_name as label_key_errors};
 use crate::status::{aggregate_messages, quote, StatusError};
+use crate::validation::names::{
+    label_value as label_value_errors, qualified_name as label_key_errors,
+};
 
 /// How a requirement relates a label to its values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
