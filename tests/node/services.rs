@@ -327,10 +327,16 @@ fn type_changes_keep_the_cluster_ip_and_node_port() {
         Some(np),
         "the NodePort changed: {svc}"
     );
-    assert_eq!(
-        host_first_line(sock(&c.server.node_ip(), np as u16)),
-        "<!DOCTYPE html>"
-    );
+    // The Service was made again above: its endpoints and rules follow
+    // the API within milliseconds, so wait for them rather than race.
+    let addr = sock(&c.server.node_ip(), np as u16);
+    let first = eventually(Duration::from_secs(5), "the NodePort to answer", || {
+        http_get_addr(addr, "/", Duration::from_secs(2))
+            .ok()
+            .filter(|(code, _)| *code == 200)
+            .map(|(_, body)| body.lines().next().unwrap_or_default().to_string())
+    });
+    assert_eq!(first, "<!DOCTYPE html>");
     c.stop_clean();
 }
 

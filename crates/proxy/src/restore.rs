@@ -19,11 +19,14 @@ pub fn render_full(desired: &RuleSet) -> String {
     // Sized once: a full payload of 1,000 Services is several megabytes.
     let mut out =
         String::with_capacity(estimated_size(&desired.nat) + estimated_size(&desired.filter));
-    // nat first: with nf_tables each table is a transaction of its own,
-    // and the DNAT rules are what makes a new endpoint reachable.
+    // filter first: with nf_tables each table is a transaction of its own.
+    // A Service losing its last endpoint must get its REJECT before its
+    // DNAT goes, or a connection in between is silently dropped and waits
+    // a second for its SYN to be resent (a REJECT on the ClusterIP is
+    // harmless while the DNAT is still there: DNAT comes first).
     for (table, chains, jumps) in [
-        ("nat", &desired.nat, &nat_jumps),
         ("filter", &desired.filter, &filter_jumps),
+        ("nat", &desired.nat, &nat_jumps),
     ] {
         let all: Vec<(&String, &Rules)> = jumps.iter().chain(chains.iter()).collect();
         write_table(&mut out, table, &all, &[]);
@@ -40,10 +43,10 @@ pub fn render_partial(desired: &RuleSet, changed: &ChangedChains) -> Option<Stri
         return None;
     }
     let mut out = String::new();
-    // nat first, as in `render_full`.
+    // filter first, as in `render_full`.
     for (table, chains, names) in [
-        ("nat", &desired.nat, &changed.nat),
         ("filter", &desired.filter, &changed.filter),
+        ("nat", &desired.nat, &changed.nat),
     ] {
         if names.is_empty() {
             continue;
