@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -84,6 +85,39 @@ enum WriteOp {
     Delete(Option<u64>),
 }
 
+/// How long to wait for sled's file lock, which a store dropped in this
+/// same process can hold a moment longer: sled's I/O threads let go of the
+/// file after the last handle is gone. Another process holding it (a
+/// second server on the same data dir) still fails, after this wait.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+fn open_db(db_path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(db_path)
+            // Every acknowledged write is flushed by its writer; a timer
+            // flush would only add fsyncs competing with theirs.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(StoreError::Io(format!(
+                    "opening {}: {e}",
+                    db_path.display()
+                )))
+            }
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (creating if needed) the store in `dir` with default tunables.
     pub fn open(dir: impl AsRef<Path>) -> Result<SledStore, StoreError> {
@@ -97,13 +131,7 @@ impl SledStore {
         let dir = dir.as_ref().to_path_buf();
         format::check_or_init(&dir)?;
         let db_path = dir.join(DB_DIR);
-        let db = sled::Config::new()
-            .path(&db_path)
-            // Every acknowledged write is flushed by its writer; a timer
-            // flush would only add fsyncs competing with theirs.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| StoreError::Io(format!("opening {}: {e}", db_path.display())))?;
+        let db = open_db(&db_path)?;
         let objects = db.open_tree(OBJECTS_TREE)?;
         let revision = match objects.get(REVISION_KEY)? {
             None => 0,
