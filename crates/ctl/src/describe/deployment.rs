@@ -1,7 +1,9 @@
 //! `describe deployment` (kubectl's `describeDeployment`).
 
 use super::pod::{describe_containers, describe_tolerations, describe_volumes};
-use super::{describe_events, print_annotations, print_labels, rfc1123z, DescribeWriter};
+use super::{
+    describe_conditions, describe_events, print_annotations, print_labels, rfc1123z, DescribeWriter,
+};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -70,21 +72,11 @@ pub fn describe_deployment(
         );
     }
     describe_pod_template(&mut w, Some(&spec.template));
-    if let Some(conds) = status.conditions.as_ref().filter(|c| !c.is_empty()) {
-        w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
-        w.write(1, "----\t------\t------\n");
-        for c in conds {
-            w.write(
-                1,
-                &format!(
-                    "{} \t{}\t{}\n",
-                    c.type_,
-                    c.status,
-                    c.reason.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-    }
+    let conditions = status.conditions.iter().flatten();
+    describe_conditions(
+        &mut w,
+        conditions.map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref())),
+    );
     if !old.is_empty() || !new.is_empty() {
         w.write(0, &format!("OldReplicaSets:\t{}\n", replica_sets(old)));
         w.write(0, &format!("NewReplicaSet:\t{}\n", replica_sets(new)));

@@ -63,6 +63,26 @@ const MAX_ANNOTATION_LEN: usize = 140;
 /// kubectl shows every annotation but the last-applied record.
 const SKIPPED_ANNOTATIONS: &[&str] = &[crate::client_side_apply::LAST_APPLIED];
 
+/// The `Conditions:` table of a Deployment or ReplicaSet (type, status,
+/// reason); nothing when there are none.
+pub(crate) fn describe_conditions<'a>(
+    w: &mut DescribeWriter,
+    conditions: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+) {
+    let mut conditions = conditions.peekable();
+    if conditions.peek().is_none() {
+        return;
+    }
+    w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
+    w.write(1, "----\t------\t------\n");
+    for (type_, status, reason) in conditions {
+        w.write(
+            1,
+            &format!("{type_} \t{status}\t{}\n", reason.unwrap_or_default()),
+        );
+    }
+}
+
 pub(crate) fn print_labels(
     w: &mut DescribeWriter,
     title: &str,

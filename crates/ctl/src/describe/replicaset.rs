@@ -1,7 +1,9 @@
 //! `describe replicaset` (kubectl's `describeReplicaSet`).
 
 use super::deployment::{describe_pod_template, selector_string};
-use super::{describe_events, print_annotations, print_labels, DescribeWriter};
+use super::{
+    describe_conditions, describe_events, print_annotations, print_labels, DescribeWriter,
+};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
 
@@ -58,21 +60,11 @@ pub fn describe_replica_set(
         ),
     );
     describe_pod_template(&mut w, spec.template.as_ref());
-    if let Some(conds) = status.conditions.as_ref().filter(|c| !c.is_empty()) {
-        w.write(0, "Conditions:\n  Type\tStatus\tReason\n");
-        w.write(1, "----\t------\t------\n");
-        for c in conds {
-            w.write(
-                1,
-                &format!(
-                    "{} \t{}\t{}\n",
-                    c.type_,
-                    c.status,
-                    c.reason.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-    }
+    let conditions = status.conditions.iter().flatten();
+    describe_conditions(
+        &mut w,
+        conditions.map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_deref())),
+    );
     describe_events(&mut w, events, now);
     w.finish()
 }
