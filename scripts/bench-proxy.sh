@@ -3,8 +3,9 @@
 # 1. rule syncs at scale in a throw-away network namespace: 1,000 Services
 #    x 10 endpoints (~32,000 nat rules), a full sync into empty tables, a
 #    full resync over them, and one endpoint change (partial sync), each
-#    phase timed; with the system's iptables-restore (nf_tables on Debian)
-#    and, for comparison, iptables-legacy-restore;
+#    phase timed; with minik8s' netlink writer (what the proxy runs) and,
+#    for comparison, the system's iptables-restore (nf_tables on Debian)
+#    and iptables-legacy-restore;
 # 2. on a live minik8s node: network programming latency (Pod Ready or
 #    deleted -> DNAT rule in / out of the kernel, p50/p99) and requests/s
 #    through a ClusterIP / straight to the Pod.
@@ -24,8 +25,10 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 target=${CARGO_TARGET_DIR:-target}
 cargo build -q --release -p proxy --example sync_bench
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-echo "== syncs, 1,000 Services x 10 endpoints, system iptables-restore ($(iptables-restore --version 2>&1)) =="
+echo "== syncs, 1,000 Services x 10 endpoints, minik8s netlink writer (as the proxy) =="
 "$target/release/examples/sync_bench" 1000 10 "${RUNS:-5}"
+echo "== the same with the system's iptables-restore ($(iptables-restore --version 2>&1)), for comparison =="
+"$target/release/examples/sync_bench" 1000 10 "${RUNS:-5}" --restore
 if command -v iptables-legacy-restore >/dev/null; then
   echo "== the same with iptables-legacy-restore, for comparison =="
   "$target/release/examples/sync_bench" 1000 10 "${RUNS:-5}" --legacy ||

@@ -265,7 +265,7 @@ async fn start_components(
         tasks.push(("kubelet", tokio::spawn(kubelet.run(shutdown.clone()))));
         let writer = Arc::new(proxy::IptablesInNetns {
             netns_path: net.netns_path(),
-            legacy: false,
+            backend: proxy::Backend::Netlink,
         });
         let proxy = proxy::Proxy::new(
             client.clone(),

@@ -6,17 +6,18 @@
 //! timed: model (Services and EndpointSlices to service ports), plan,
 //! render, iptables-restore. Run by `scripts/bench-proxy.sh`.
 //!
-//!     sync_bench [SERVICES] [ENDPOINTS] [RUNS] [--legacy]
+//!     sync_bench [SERVICES] [ENDPOINTS] [RUNS] [--restore | --legacy]
 //!
-//! `--legacy` writes with iptables-legacy-restore instead of the system's
-//! iptables-restore (nf_tables on Debian).
+//! By default rules go through minik8s' netlink writer, as in the proxy;
+//! `--restore` writes with the system's iptables-restore (nf_tables on
+//! Debian) and `--legacy` with iptables-legacy-restore, for comparison.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort as SpecPort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::model::service_ports;
 use proxy::plan::NodeContext;
-use proxy::{IptablesInNetns, RuleSync, SyncStats};
+use proxy::{Backend, IptablesInNetns, RuleSync, SyncStats};
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
@@ -121,15 +122,20 @@ fn kernel_nat_rules(ns: &Netns, legacy: bool) -> usize {
         .count()
 }
 
-/// CPU time (user + system) of the waited-for children so far: the
-/// iptables-restore processes, which do the kernel's work in their system
-/// time. On a shared machine the wall time also counts waiting for a CPU.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage fills the struct we pass and has no other effect.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+/// CPU time (user + system) of this process and its waited-for children
+/// so far: the kernel's work on the rules is system time of whoever sent
+/// them (this process over netlink, or an iptables-restore child). On a
+/// shared machine the wall time also counts waiting for a CPU.
+fn cpu_so_far() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    let mut total = Duration::ZERO;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the struct we pass and has no other effect.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        total += tv(u.ru_utime) + tv(u.ru_stime);
+    }
+    total
 }
 
 #[derive(Default)]
@@ -138,29 +144,29 @@ struct Phases {
     plan: Vec<f64>,
     render: Vec<f64>,
     restore: Vec<f64>,
-    restore_cpu: Vec<f64>,
+    sync_cpu: Vec<f64>,
     total: Vec<f64>,
 }
 
 impl Phases {
-    fn add(&mut self, model: Duration, s: &SyncStats, restore_cpu: Duration) {
+    fn add(&mut self, model: Duration, s: &SyncStats, sync_cpu: Duration) {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         self.model.push(ms(model));
         self.plan.push(ms(s.plan));
         self.render.push(ms(s.render));
         self.restore.push(ms(s.restore));
-        self.restore_cpu.push(ms(restore_cpu));
+        self.sync_cpu.push(ms(sync_cpu));
         self.total.push(ms(model + s.total()));
     }
     fn print(&mut self, what: &str, target: &str) {
         println!(
-            "{what:<34} median {:7.1} ms  (model {:.1} + plan {:.1} + render {:.1} + iptables-restore {:.1}, of it CPU {:.1}; min {:.1} max {:.1}){target}",
+            "{what:<34} median {:7.1} ms  (model {:.1} + plan {:.1} + render {:.1} + write {:.1}; CPU {:.1}; min {:.1} max {:.1}){target}",
             median(&mut self.total),
             median(&mut self.model),
             median(&mut self.plan),
             median(&mut self.render),
             median(&mut self.restore),
-            median(&mut self.restore_cpu),
+            median(&mut self.sync_cpu),
             self.total.iter().cloned().fold(f64::MAX, f64::min),
             self.total.iter().cloned().fold(0.0, f64::max),
         );
@@ -175,6 +181,13 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let legacy = args.iter().any(|a| a == "--legacy");
+    let backend = if legacy {
+        Backend::LegacyRestore
+    } else if args.iter().any(|a| a == "--restore") {
+        Backend::Restore
+    } else {
+        Backend::Netlink
+    };
     let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let services = *numbers.first().unwrap_or(&1000);
     let endpoints = *numbers.get(1).unwrap_or(&10);
@@ -183,7 +196,7 @@ fn main() {
     let ns = Netns::create(format!("mkbench-sync-{}", std::process::id()));
     let writer = Arc::new(IptablesInNetns {
         netns_path: ns.path(),
-        legacy,
+        backend,
     });
     let node = NodeContext {
         cluster_cidr: "10.244.0.0/16".into(),
@@ -203,10 +216,10 @@ fn main() {
         let t = Instant::now();
         let ports = service_ports(&svcs, &slices);
         let model = t.elapsed();
-        let cpu = children_cpu();
+        let cpu = cpu_so_far();
         let stats = syncer.sync(ports).expect("full sync");
         assert!(stats.full);
-        cold.add(model, &stats, children_cpu() - cpu);
+        cold.add(model, &stats, cpu_so_far() - cpu);
         nat_rules = stats.nat_rules;
         payload.0 = stats.payload_bytes;
 
@@ -215,10 +228,10 @@ fn main() {
         let t = Instant::now();
         let ports = service_ports(&svcs, &slices);
         let model = t.elapsed();
-        let cpu = children_cpu();
+        let cpu = cpu_so_far();
         let stats = syncer.sync(ports).expect("full resync");
         assert!(stats.full);
-        resync.add(model, &stats, children_cpu() - cpu);
+        resync.add(model, &stats, cpu_so_far() - cpu);
 
         // One endpoint of one Service replaced, three times.
         for _ in 0..3 {
@@ -227,10 +240,10 @@ fn main() {
             let t = Instant::now();
             let ports = service_ports(&svcs, &slices);
             let model = t.elapsed();
-            let cpu = children_cpu();
+            let cpu = cpu_so_far();
             let stats = syncer.sync(ports).expect("partial sync");
             assert!(!stats.full && stats.payload_bytes > 0);
-            partial.add(model, &stats, children_cpu() - cpu);
+            partial.add(model, &stats, cpu_so_far() - cpu);
             payload.1 = stats.payload_bytes;
         }
     }
@@ -248,7 +261,11 @@ fn main() {
 
     println!(
         "services={services} endpoints/service={endpoints} nat_rules={nat_rules} backend={} runs={runs} (partial: {} syncs)",
-        if legacy { "iptables-legacy-restore" } else { "iptables-restore (system default)" },
+        match backend {
+            Backend::Netlink => "minik8s netlink writer (nf_tables)",
+            Backend::Restore => "iptables-restore (system default)",
+            Backend::LegacyRestore => "iptables-legacy-restore",
+        },
         partial.total.len()
     );
     cold.print(

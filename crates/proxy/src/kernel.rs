@@ -1,7 +1,8 @@
-//! The thin adapter to the kernel: `iptables-restore` and `conntrack`, run
-//! inside the node's network namespace. Passed to the proxy as a trait
-//! object so tests can record instead.
+//! The thin adapter to the kernel: rules written inside the node's network
+//! namespace (over netlink, or by `iptables-restore`), and `conntrack`.
+//! Passed to the proxy as a trait object so tests can record instead.
 
+use crate::nft::NftError;
 use crate::ProxyError;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -18,35 +19,45 @@ pub trait RuleWriter: Send + Sync + 'static {
     fn clear_udp_flows(&self, cluster_ip: Ipv4Addr, port: u16, endpoint: Ipv4Addr);
 }
 
-/// The real writer: processes started inside the node netns.
+/// How the real writer gets rules into the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// minik8s' own netlink writer (`crate::nft`): the same iptables rules
+    /// iptables-nft would write, in one nf_tables transaction, without a
+    /// process. Input it cannot encode goes to `iptables-restore`.
+    Netlink,
+    /// The system's `iptables-restore` (nf_tables on Debian): each table
+    /// is a transaction of its own.
+    Restore,
+    /// `iptables-legacy-restore` (x_tables), for comparison: it copies
+    /// the whole table out and back in for every change.
+    LegacyRestore,
+}
+
+/// The real writer: rules written inside the node netns.
 ///
-/// By default it runs the system's `iptables-restore`, the backend
-/// `iptables-save` shows (nf_tables on Debian), so the rules are where a
-/// reader looks for them. nf_tables is also the faster backend for
-/// minik8s' syncs where it matters most, a change: a partial sync
-/// rewrites only the changed chains in the kernel (~30 ms of CPU with
-/// 32,000 rules present), while x_tables (`legacy`) copies the whole table
-/// out and back in for every change (~170 ms). A full write of 1,000
-/// Services costs ~1 s of CPU with nf_tables and ~0.35 s with x_tables
-/// (scripts/bench-proxy.sh prints both).
+/// The default, `Backend::Netlink`, writes where `iptables-save` looks
+/// (nf_tables) and is the fastest way there: a full write of 1,000
+/// Services costs the kernel ~0.6 s and user space a few milliseconds,
+/// where iptables-nft-restore adds ~0.4 s of parsing and building; a
+/// change rewrites only its chains. x_tables (`legacy`) writes a full
+/// table faster (~0.35 s) but copies the whole table for every change
+/// (~170 ms at that size). scripts/bench-proxy.sh prints all three.
 pub struct IptablesInNetns {
     pub netns_path: PathBuf,
-    /// Use the legacy (x_tables) backend instead of the system's default.
-    pub legacy: bool,
+    pub backend: Backend,
 }
 
 impl IptablesInNetns {
     fn command(&self, program: &str) -> std::process::Command {
-        let program = match (self.legacy, program) {
-            (true, "iptables-restore") => "iptables-legacy-restore",
+        let program = match (self.backend, program) {
+            (Backend::LegacyRestore, "iptables-restore") => "iptables-legacy-restore",
             _ => program,
         };
         nodenet::command_in_netns(&self.netns_path, program)
     }
-}
 
-impl RuleWriter for IptablesInNetns {
-    fn restore(&self, payload: &str, replace: bool) -> Result<(), ProxyError> {
+    fn iptables_restore(&self, payload: &str, replace: bool) -> Result<(), ProxyError> {
         let mut cmd = self.command("iptables-restore");
         cmd.arg("--wait");
         if !replace {
@@ -73,6 +84,22 @@ impl RuleWriter for IptablesInNetns {
             ));
         }
         Ok(())
+    }
+}
+
+impl RuleWriter for IptablesInNetns {
+    fn restore(&self, payload: &str, replace: bool) -> Result<(), ProxyError> {
+        if self.backend != Backend::Netlink {
+            return self.iptables_restore(payload, replace);
+        }
+        match crate::nft::apply(&self.netns_path, payload, replace) {
+            Ok(()) => Ok(()),
+            Err(NftError::Kernel(e)) => Err(ProxyError::Netlink(e)),
+            Err(NftError::Unsupported(why)) => {
+                tracing::warn!(%why, "rules the netlink writer cannot encode; using iptables-restore");
+                self.iptables_restore(payload, replace)
+            }
+        }
     }
 
     fn clear_udp_flows(&self, cluster_ip: Ipv4Addr, port: u16, endpoint: Ipv4Addr) {

@@ -33,6 +33,38 @@ pub struct Endpoint {
 }
 
 impl ServicePort {
+    /// An unnamed ClusterIP port of `namespace/name` with the given
+    /// endpoints (`"10.244.0.5"`, port) and nothing else: for tests and
+    /// benchmarks, which then set the fields they need.
+    pub fn cluster_ip(
+        namespace: &str,
+        name: &str,
+        protocol: &str,
+        cluster_ip: &str,
+        port: u16,
+        endpoints: &[(&str, u16)],
+    ) -> ServicePort {
+        ServicePort {
+            namespace: namespace.into(),
+            name: name.into(),
+            port_name: String::new(),
+            protocol: protocol.into(),
+            cluster_ip: Some(cluster_ip.parse().expect("an IPv4 address")),
+            port,
+            node_port: None,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            affinity_timeout: None,
+            endpoints: endpoints
+                .iter()
+                .map(|(ip, port)| Endpoint {
+                    ip: ip.parse().expect("an IPv4 address"),
+                    port: *port,
+                })
+                .collect(),
+        }
+    }
+
     /// `default/web:http` (or `default/web` when the port is unnamed), the
     /// name kube-proxy uses in comments and chain hashes.
     pub fn display_name(&self) -> String {

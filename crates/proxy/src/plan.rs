@@ -282,28 +282,12 @@ pub fn plan_port(sp: &ServicePort, node: &NodeContext, large_cluster: bool) -> P
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::Endpoint;
 
     pub(crate) fn web(endpoints: &[(&str, u16)], node_port: Option<u16>) -> ServicePort {
-        ServicePort {
-            namespace: "default".into(),
-            name: "web".into(),
-            port_name: String::new(),
-            protocol: "tcp".into(),
-            cluster_ip: Some("10.96.142.31".parse().unwrap()),
-            port: 80,
-            node_port,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            affinity_timeout: None,
-            endpoints: endpoints
-                .iter()
-                .map(|(ip, port)| Endpoint {
-                    ip: ip.parse().unwrap(),
-                    port: *port,
-                })
-                .collect(),
-        }
+        let mut sp =
+            ServicePort::cluster_ip("default", "web", "tcp", "10.96.142.31", 80, endpoints);
+        sp.node_port = node_port;
+        sp
     }
 
     pub(crate) fn node() -> NodeContext {

@@ -19,8 +19,8 @@ pub fn render_full(desired: &RuleSet) -> String {
     // Sized once: a full payload of 1,000 Services is several megabytes.
     let mut out =
         String::with_capacity(estimated_size(&desired.nat) + estimated_size(&desired.filter));
-    // filter first: with nf_tables each table is a transaction of its own.
-    // A Service losing its last endpoint must get its REJECT before its
+    // filter first: iptables-restore commits each table on its own (the
+    // netlink writer puts both in one transaction). A Service losing its last endpoint must get its REJECT before its
     // DNAT goes, or a connection in between is silently dropped and waits
     // a second for its SYN to be resent (a REJECT on the ClusterIP is
     // harmless while the DNAT is still there: DNAT comes first).

@@ -142,7 +142,6 @@ pub fn stale_udp_flows(old: &[ServicePort], new: &[ServicePort]) -> Vec<(Ipv4Add
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Endpoint;
     use std::sync::Mutex;
 
     /// Records what would have gone to the kernel.
@@ -173,25 +172,17 @@ mod tests {
     }
 
     fn dns(endpoints: &[&str]) -> ServicePort {
-        ServicePort {
-            namespace: "kube-system".into(),
-            name: "kube-dns".into(),
-            port_name: "dns".into(),
-            protocol: "udp".into(),
-            cluster_ip: Some("10.96.0.10".parse().unwrap()),
-            port: 53,
-            node_port: None,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            affinity_timeout: None,
-            endpoints: endpoints
-                .iter()
-                .map(|ip| Endpoint {
-                    ip: ip.parse().unwrap(),
-                    port: 53,
-                })
-                .collect(),
-        }
+        let endpoints: Vec<(&str, u16)> = endpoints.iter().map(|ip| (*ip, 53)).collect();
+        let mut sp = ServicePort::cluster_ip(
+            "kube-system",
+            "kube-dns",
+            "udp",
+            "10.96.0.10",
+            53,
+            &endpoints,
+        );
+        sp.port_name = "dns".into();
+        sp
     }
 
     fn syncer(rec: &Arc<Recorder>) -> RuleSync {
