@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the operating-system packages minik8s and its tests use: iproute2
-# (ip netns), iptables (kube-proxy's rules), conntrack (stale UDP flows),
-# dnsutils (nslookup/dig in Pods), curl and wget (the curl image's tools).
+# (ip netns), iptables (kube-proxy's rules), nftables (`nft`, with which a
+# test compares the proxy's netlink writer to iptables-restore), conntrack
+# (stale UDP flows), dnsutils (nslookup/dig in Pods), curl and wget (the
+# curl image's tools).
 set -euo pipefail
 need=()
-for pair in ping:iputils-ping ip:iproute2 iptables-restore:iptables conntrack:conntrack nslookup:dnsutils dig:dnsutils curl:curl wget:wget busybox:busybox; do
+for pair in ping:iputils-ping ip:iproute2 iptables-restore:iptables nft:nftables conntrack:conntrack nslookup:dnsutils dig:dnsutils curl:curl wget:wget busybox:busybox; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -20,4 +22,4 @@ fi
 # br_netfilter lets the node's bridge pass Pod-to-Pod traffic through
 # iptables (Service DNAT replies between Pods on the same bridge).
 modprobe br_netfilter 2>/dev/null || true
-echo "minik8s dependencies present: iproute2 iptables conntrack dnsutils curl wget busybox ping"
+echo "minik8s dependencies present: iproute2 iptables nftables conntrack dnsutils curl wget busybox ping"
