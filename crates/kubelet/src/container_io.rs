@@ -2,6 +2,12 @@
 //! copies stdout/stderr (or the tty) into the log file and to attached
 //! clients; stdin (a pipe or the tty) stays with the kubelet so `attach`
 //! and `run -it` can type into the main process.
+//!
+//! A `stdinOnce` container (what `run -i` makes, for one client to attach
+//! to) keeps what it prints until that client attaches, and hands it over
+//! first: `run -i ... -- curl -s http://web` prints the page even when
+//! curl answers before the client has joined, where a kubelet would lose
+//! those bytes.
 
 use crate::logs::{LogWriter, StreamKind};
 use crate::process::ProcessIo;
@@ -23,7 +29,21 @@ pub(crate) struct ContainerIo {
     stdin_once: bool,
     pty: Option<Arc<PtyMaster>>,
     exit: watch::Sender<Option<i32>>,
+    /// Output kept for the first client (`stdinOnce` only), shared with
+    /// the pump; `None` once taken, or for other containers.
+    early: Arc<Mutex<Option<EarlyOutput>>>,
 }
+
+/// Output printed before the first attach, up to a bound.
+#[derive(Default)]
+struct EarlyOutput {
+    chunks: Vec<Output>,
+    bytes: usize,
+}
+
+/// Beyond this, early output is not kept (the client sees it from the
+/// moment it attaches, as with a kubelet).
+const EARLY_OUTPUT_LIMIT: usize = 1 << 20;
 
 impl ContainerIo {
     /// Start the pump (and the stdin writer) for a freshly spawned process.
@@ -36,13 +56,18 @@ impl ContainerIo {
         let (done_tx, done_rx) = watch::channel(false);
         let (exit, _) = watch::channel(None);
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(64);
+        let early = Arc::new(Mutex::new(stdin_once.then(EarlyOutput::default)));
+        let sink = OutputSink {
+            clients: output.clone(),
+            early: early.clone(),
+        };
         let hub = match io {
             ProcessIo::Pipes {
                 stdin,
                 stdout,
                 stderr,
             } => {
-                tokio::spawn(pump_pipes(stdout, stderr, log, output.clone(), done_tx));
+                tokio::spawn(pump_pipes(stdout, stderr, log, sink, done_tx));
                 let has_stdin = stdin.is_some();
                 if let Some(mut stdin) = stdin {
                     tokio::spawn(async move {
@@ -62,11 +87,12 @@ impl ContainerIo {
                     stdin_once,
                     pty: None,
                     exit,
+                    early,
                 }
             }
             ProcessIo::Tty { master } => {
                 let pty = Arc::new(PtyMaster::new(master)?);
-                tokio::spawn(pump_tty(pty.clone(), log, output.clone(), done_tx));
+                tokio::spawn(pump_tty(pty.clone(), log, sink, done_tx));
                 let writer = pty.clone();
                 tokio::spawn(async move {
                     while let Some(data) = stdin_rx.recv().await {
@@ -83,6 +109,7 @@ impl ContainerIo {
                     stdin_once,
                     pty: Some(pty),
                     exit,
+                    early,
                 }
             }
         };
@@ -113,27 +140,50 @@ impl ContainerIo {
         }
     }
 
-    /// Subscribe to the output from now on: (chunks, done flag, exit code).
-    pub(crate) fn subscribe(
-        &self,
-    ) -> (
-        broadcast::Receiver<Output>,
-        watch::Receiver<bool>,
-        watch::Receiver<Option<i32>>,
-    ) {
-        (
-            self.output.subscribe(),
-            self.output_done.clone(),
-            self.exit.subscribe(),
-        )
+    /// Subscribe to the output: what a `stdinOnce` container printed
+    /// before its first client (for that client only), then the chunks
+    /// from now on, the done flag and the exit code.
+    pub(crate) fn subscribe(&self) -> Subscription {
+        // Under the pump's lock: every chunk is either in `early` or sent
+        // to this receiver, never both, never neither.
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        Subscription {
+            early: early.take().map(|e| e.chunks).unwrap_or_default(),
+            chunks: self.output.subscribe(),
+            done: self.output_done.clone(),
+            exit: self.exit.subscribe(),
+        }
     }
 }
 
-/// Hand a chunk to attached clients; no copy when nobody is attached (a
-/// busy server's access log is written, not broadcast).
-fn forward(output: &broadcast::Sender<Output>, wrap: fn(Bytes) -> Output, data: &[u8]) {
-    if output.receiver_count() > 0 {
-        let _ = output.send(wrap(Bytes::copy_from_slice(data)));
+pub(crate) struct Subscription {
+    pub early: Vec<Output>,
+    pub chunks: broadcast::Receiver<Output>,
+    pub done: watch::Receiver<bool>,
+    pub exit: watch::Receiver<Option<i32>>,
+}
+
+/// Where the pump hands output besides the log: attached clients, and the
+/// early-output buffer while it is kept.
+struct OutputSink {
+    clients: broadcast::Sender<Output>,
+    early: Arc<Mutex<Option<EarlyOutput>>>,
+}
+
+impl OutputSink {
+    /// No copy when nobody is attached and nothing is kept (a busy
+    /// server's access log is written, not broadcast).
+    fn forward(&self, wrap: fn(Bytes) -> Output, data: &[u8]) {
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = early.as_mut() {
+            if kept.bytes + data.len() <= EARLY_OUTPUT_LIMIT {
+                kept.bytes += data.len();
+                kept.chunks.push(wrap(Bytes::copy_from_slice(data)));
+            }
+        }
+        if self.clients.receiver_count() > 0 {
+            let _ = self.clients.send(wrap(Bytes::copy_from_slice(data)));
+        }
     }
 }
 
@@ -141,7 +191,7 @@ async fn pump_pipes(
     mut stdout: tokio::process::ChildStdout,
     mut stderr: tokio::process::ChildStderr,
     mut log: LogWriter,
-    output: broadcast::Sender<Output>,
+    output: OutputSink,
     done: watch::Sender<bool>,
 ) {
     let mut out_buf = vec![0u8; 16 * 1024];
@@ -155,14 +205,14 @@ async fn pump_pipes(
             r = stdout.read(&mut out_buf), if out_open => match r {
                 Ok(n) if n > 0 => {
                     log.write(StreamKind::Stdout, &out_buf[..n]);
-                    forward(&output, Output::Stdout, &out_buf[..n]);
+                    output.forward(Output::Stdout, &out_buf[..n]);
                 }
                 _ => out_open = false,
             },
             r = stderr.read(&mut err_buf), if err_open => match r {
                 Ok(n) if n > 0 => {
                     log.write(StreamKind::Stderr, &err_buf[..n]);
-                    forward(&output, Output::Stderr, &err_buf[..n]);
+                    output.forward(Output::Stderr, &err_buf[..n]);
                 }
                 _ => err_open = false,
             },
@@ -175,7 +225,7 @@ async fn pump_pipes(
 async fn pump_tty(
     pty: Arc<PtyMaster>,
     mut log: LogWriter,
-    output: broadcast::Sender<Output>,
+    output: OutputSink,
     done: watch::Sender<bool>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
@@ -183,7 +233,7 @@ async fn pump_tty(
         match pty.read(&mut buf).await {
             Ok(n) if n > 0 => {
                 log.write(StreamKind::Stdout, &buf[..n]);
-                forward(&output, Output::Stdout, &buf[..n]);
+                output.forward(Output::Stdout, &buf[..n]);
             }
             _ => break,
         }

@@ -11,18 +11,25 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Join the main process of a container: its output from now on, its stdin
-/// (when it has one), its terminal size.
+/// Join the main process of a container: its output from now on (and,
+/// for the first client of a `stdinOnce` container, what it printed
+/// before), its stdin (when it has one), its terminal size.
 pub(crate) fn attach_session(io: Arc<ContainerIo>, opts: &StreamOptions) -> Session {
     let (out_tx, out_rx) = mpsc::channel::<Output>(64);
     let (exit_tx, exit_rx) = oneshot::channel();
-    let (mut chunks, mut done, mut exit) = io.subscribe();
+    let sub = io.subscribe();
+    let (mut chunks, mut done, mut exit) = (sub.chunks, sub.done, sub.exit);
     let (want_out, want_err) = (opts.stdout, opts.stderr);
     tokio::spawn(async move {
         let wanted = |o: &Output| match o {
             Output::Stdout(_) => want_out,
             Output::Stderr(_) => want_err,
         };
+        for o in sub.early {
+            if wanted(&o) && out_tx.send(o).await.is_err() {
+                return;
+            }
+        }
         loop {
             tokio::select! {
                 biased;
@@ -326,31 +333,53 @@ mod tests {
         assert_eq!(s.exit.await.unwrap(), 0);
     }
 
-    #[tokio::test]
-    async fn attach_sees_output_after_joining_and_feeds_stdin_once() {
-        let dir = std::env::temp_dir().join(format!("kubelet-attach-{}", std::process::id()));
+    /// A `sh -c script` main process with a stdin pipe and `stdinOnce`,
+    /// logging into a fresh directory: (directory, child, its streams).
+    async fn stdin_once_container(
+        tag: &str,
+        script: &str,
+    ) -> (std::path::PathBuf, tokio::process::Child, Arc<ContainerIo>) {
+        let dir = std::env::temp_dir().join(format!("kubelet-{tag}-{}", std::process::id()));
         let (log, _) = LogWriter::create(&dir.join("0.log")).unwrap();
-        let mut p = process::spawn(&spec(
-            &["-c", "read l; echo got $l; exit 4"],
-            StdioMode::Pipes { stdin: true },
-        ))
-        .await
-        .unwrap();
+        let p = process::spawn(&spec(&["-c", script], StdioMode::Pipes { stdin: true }))
+            .await
+            .unwrap();
         let io = ContainerIo::start(p.io, log, true).unwrap();
+        (dir, p.child, io)
+    }
+
+    fn attach_all(io: &Arc<ContainerIo>, stdin: bool) -> Session {
         let opts = StreamOptions {
             command: vec![],
-            stdin: true,
+            stdin,
             stdout: true,
             stderr: true,
             tty: false,
         };
-        let mut s = attach_session(io.clone(), &opts);
+        attach_session(io.clone(), &opts)
+    }
+
+    /// Types `line` into the session, closes its stdin, waits for the
+    /// process to exit and records its code: what the session printed.
+    async fn feed_and_finish(
+        s: &mut Session,
+        line: &'static [u8],
+        child: &mut tokio::process::Child,
+        io: &ContainerIo,
+    ) -> String {
         let stdin = s.stdin.take().unwrap();
-        stdin.send(Bytes::from_static(b"x\n")).await.unwrap();
+        stdin.send(Bytes::from_static(line)).await.unwrap();
         drop(stdin);
-        let code = process::exit_code(p.child.wait().await.unwrap());
-        io.set_exit(code);
-        let (out, _) = collect(&mut s).await;
+        io.set_exit(process::exit_code(child.wait().await.unwrap()));
+        collect(s).await.0
+    }
+
+    #[tokio::test]
+    async fn attach_sees_output_after_joining_and_feeds_stdin_once() {
+        let (dir, mut child, io) =
+            stdin_once_container("attach", "read l; echo got $l; exit 4").await;
+        let mut s = attach_all(&io, true);
+        let out = feed_and_finish(&mut s, b"x\n", &mut child, &io).await;
         assert_eq!(out, "got x\n");
         assert_eq!(s.exit.await.unwrap(), 4);
         // stdinOnce: the first client's EOF closed the container's stdin.
@@ -358,6 +387,28 @@ mod tests {
         assert!(io.stdin().is_none());
         let logged = std::fs::read_to_string(dir.join("0.log")).unwrap();
         assert!(logged.ends_with(" stdout F got x\n"), "{logged}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn the_first_client_of_a_stdin_once_container_sees_what_it_printed_before() {
+        let (dir, mut child, io) =
+            stdin_once_container("early", "echo early; read l; echo got $l").await;
+        // The line is out (in the log) before anyone attaches.
+        for _ in 0..200 {
+            let logged = std::fs::read_to_string(dir.join("0.log")).unwrap_or_default();
+            if logged.contains("early") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut s = attach_all(&io, true);
+        // A second client sees the output from when it joined only.
+        let mut second = attach_all(&io, false);
+        let out = feed_and_finish(&mut s, b"x\n", &mut child, &io).await;
+        assert_eq!(out, "early\ngot x\n");
+        let (out, _) = collect(&mut second).await;
+        assert_eq!(out, "got x\n");
         let _ = std::fs::remove_dir_all(dir);
     }
 }
