@@ -263,14 +263,15 @@ async fn start_components(
 
     if let (Some(net), Some(kubelet)) = (&node, kubelet) {
         tasks.push(("kubelet", tokio::spawn(kubelet.run(shutdown.clone()))));
-        let writer = Arc::new(proxy::IptablesInNetns {
-            netns_path: net.netns_path(),
-            backend: proxy::Backend::Netlink,
-        });
+        let writer = Arc::new(proxy::IptablesInNetns::new(
+            net.netns_path(),
+            proxy::Backend::Netlink,
+        ));
         let proxy = proxy::Proxy::new(
             client.clone(),
             proxy::ProxyConfig {
                 cluster_cidr: args.pod_cidr.to_string(),
+                check_every: Duration::from_secs(5),
                 full_resync: Duration::from_secs(60),
             },
             writer,

@@ -1,7 +1,8 @@
 //! Services carry traffic (issue 4): ClusterIP from a Pod and from the
 //! host, spread over the Pods; NodePort; LoadBalancer with and without the
 //! built-in provider; type changes (exercise 1); a broken selector
-//! (exercise 2); the rules in the node's iptables.
+//! (exercise 2); the rules in the node's iptables, repaired after a flush
+//! by hand.
 
 use super::*;
 use crate::support::{eventually, http_get_addr};
@@ -183,6 +184,23 @@ fn node_port_answers_on_node_ip_from_host_and_pods() {
     let rules = node_iptables(&c);
     assert!(rules.contains("KUBE-NODEPORTS"), "{rules}");
     assert!(rules.contains("--dport 30080"), "{rules}");
+
+    // Someone flushes the proxy's chain by hand: the proxy sees the
+    // ruleset changed under it at its next check (every 5 s) and
+    // rewrites its rules.
+    let flush = Command::new("ip")
+        .args(["netns", "exec", &c.node_netns()])
+        .args(["iptables", "-t", "nat", "-F", "KUBE-NODEPORTS"])
+        .status()
+        .expect("run iptables -F");
+    assert!(flush.success());
+    assert!(!node_iptables(&c).contains("--dport 30080"));
+    eventually(
+        Duration::from_secs(15),
+        "the NodePort rule to be rewritten",
+        || node_iptables(&c).contains("--dport 30080").then_some(()),
+    );
+    assert_eq!(host_first_line(sock(&node_ip, 30080)), "<!DOCTYPE html>");
     c.stop_clean();
 }
 

@@ -194,10 +194,7 @@ fn main() {
     let runs = *numbers.get(2).unwrap_or(&5);
 
     let ns = Netns::create(format!("mkbench-sync-{}", std::process::id()));
-    let writer = Arc::new(IptablesInNetns {
-        netns_path: ns.path(),
-        backend,
-    });
+    let writer = Arc::new(IptablesInNetns::new(ns.path(), backend));
     let node = NodeContext {
         cluster_cidr: "10.244.0.0/16".into(),
     };

@@ -2,12 +2,13 @@
 //! namespace (over netlink, or by `iptables-restore`), and `conntrack`.
 //! Passed to the proxy as a trait object so tests can record instead.
 
-use crate::nft::NftError;
+use crate::nft::{NftError, NftWriter};
 use crate::ProxyError;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Mutex;
 
 pub trait RuleWriter: Send + Sync + 'static {
     /// Apply one `iptables-restore` transaction. `replace`: the tables in
@@ -17,6 +18,12 @@ pub trait RuleWriter: Send + Sync + 'static {
     /// Forget UDP flows to `cluster_ip:port` that were sent to an endpoint
     /// which is gone, so the next datagram is balanced afresh.
     fn clear_udp_flows(&self, cluster_ip: Ipv4Addr, port: u16, endpoint: Ipv4Addr);
+    /// Whether the kernel's rules are still exactly as the last successful
+    /// `restore` left them: `Some(false)` when something else changed
+    /// them since, `None` when this writer cannot tell cheaply.
+    fn untouched_since_last_write(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// How the real writer gets rules into the kernel.
@@ -44,11 +51,24 @@ pub enum Backend {
 /// table faster (~0.35 s) but copies the whole table for every change
 /// (~170 ms at that size). scripts/bench-proxy.sh prints all three.
 pub struct IptablesInNetns {
-    pub netns_path: PathBuf,
-    pub backend: Backend,
+    netns_path: PathBuf,
+    backend: Backend,
+    netlink: NftWriter,
+    /// The nf_tables generation the last netlink write committed (None:
+    /// unknown, or written another way).
+    written_at: Mutex<Option<u32>>,
 }
 
 impl IptablesInNetns {
+    pub fn new(netns_path: PathBuf, backend: Backend) -> IptablesInNetns {
+        IptablesInNetns {
+            netlink: NftWriter::new(netns_path.clone()),
+            netns_path,
+            backend,
+            written_at: Mutex::new(None),
+        }
+    }
+
     fn command(&self, program: &str) -> std::process::Command {
         let program = match (self.backend, program) {
             (Backend::LegacyRestore, "iptables-restore") => "iptables-legacy-restore",
@@ -89,17 +109,30 @@ impl IptablesInNetns {
 
 impl RuleWriter for IptablesInNetns {
     fn restore(&self, payload: &str, replace: bool) -> Result<(), ProxyError> {
+        let mut written_at = self.written_at.lock().unwrap_or_else(|e| e.into_inner());
+        *written_at = None;
         if self.backend != Backend::Netlink {
             return self.iptables_restore(payload, replace);
         }
-        match crate::nft::apply(&self.netns_path, payload, replace) {
-            Ok(()) => Ok(()),
+        match self.netlink.apply(payload, replace) {
+            Ok(generation) => {
+                *written_at = Some(generation);
+                Ok(())
+            }
             Err(NftError::Kernel(e)) => Err(ProxyError::Netlink(e)),
             Err(NftError::Unsupported(why)) => {
                 tracing::warn!(%why, "rules the netlink writer cannot encode; using iptables-restore");
                 self.iptables_restore(payload, replace)
             }
         }
+    }
+
+    /// nf_tables counts committed transactions: if the count is where our
+    /// last write left it, nobody has written since (a flush by hand, a
+    /// stray iptables command in the node namespace would have moved it).
+    fn untouched_since_last_write(&self) -> Option<bool> {
+        let written_at = (*self.written_at.lock().unwrap_or_else(|e| e.into_inner()))?;
+        Some(self.netlink.generation().ok() == Some(written_at))
     }
 
     fn clear_udp_flows(&self, cluster_ip: Ipv4Addr, port: u16, endpoint: Ipv4Addr) {

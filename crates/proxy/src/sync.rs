@@ -22,8 +22,12 @@ use tokio_util::sync::CancellationToken;
 pub struct ProxyConfig {
     /// The cluster's Pod CIDR (`10.244.0.0/16`).
     pub cluster_cidr: String,
-    /// How often every rule is rewritten, to repair rules someone else
-    /// removed.
+    /// How often the kernel's rules are checked for changes made by
+    /// someone else (a flush by hand, say); they are rewritten in full
+    /// when the writer sees such a change.
+    pub check_every: Duration,
+    /// How often every rule is rewritten when the writer cannot tell
+    /// whether someone else changed them (the iptables-restore backends).
     pub full_resync: Duration,
 }
 
@@ -67,16 +71,29 @@ impl Proxy {
         let mut syncer = Some(self.new_syncer());
         let mut full_at: Option<Instant> = None;
         let mut retry_at: Option<Instant> = None;
+        let mut checked_at = Instant::now();
 
         loop {
-            let wake = retry_at
-                .or_else(|| full_at.map(|t| t + self.config.full_resync))
-                .unwrap_or_else(|| Instant::now() + self.config.full_resync);
+            let wake = retry_at.unwrap_or(checked_at + self.config.check_every);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(wake.into()) => {
-                    // Periodic full resync, or a retry after a failure.
+                    // A retry after a failure, or the periodic check.
+                    checked_at = Instant::now();
                     if let Some(s) = syncer.as_mut() {
+                        let rewrite = retry_at.is_some()
+                            || match s.kernel_untouched() {
+                                Some(untouched) => !untouched,
+                                None => full_at.is_none_or(|t| {
+                                    t.elapsed() >= self.config.full_resync
+                                }),
+                            };
+                        if !rewrite {
+                            continue;
+                        }
+                        if retry_at.is_none() {
+                            tracing::info!("the node's rules were changed by someone else; rewriting them");
+                        }
                         s.invalidate();
                     }
                 }

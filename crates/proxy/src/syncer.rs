@@ -106,6 +106,15 @@ impl RuleSync {
         Ok(stats)
     }
 
+    /// Whether the kernel still holds exactly what the last sync wrote
+    /// (`None`: the writer cannot tell).
+    pub fn kernel_untouched(&self) -> Option<bool> {
+        if !self.in_sync {
+            return Some(false);
+        }
+        self.writer.untouched_since_last_write()
+    }
+
     /// Remove every rule and chain (on shutdown).
     pub fn cleanup(&mut self) -> Result<(), ProxyError> {
         self.in_sync = false;

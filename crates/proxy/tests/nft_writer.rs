@@ -127,7 +127,7 @@ fn apply_both(restored: &Netns, written: &Netns, payload: &str, replace: bool) {
         args.push("--noflush");
     }
     restored.run(&args, Some(payload));
-    if let Err(e) = proxy::nft::apply(&written.path(), payload, replace) {
+    if let Err(e) = proxy::nft::NftWriter::new(written.path()).apply(payload, replace) {
         panic!("netlink writer: {e:?}\npayload:\n{payload}");
     }
     let (want, got) = (restored.rules(), written.rules());
@@ -219,12 +219,14 @@ fn a_refused_batch_changes_nothing_and_says_why() {
     require_root();
     let ns = Netns::create("refused");
     let rules = plan_rules(&every_kind(), &node("10.244.0.0/16"));
-    proxy::nft::apply(&ns.path(), &render_full(&rules), true).expect("full sync");
+    proxy::nft::NftWriter::new(ns.path())
+        .apply(&render_full(&rules), true)
+        .expect("full sync");
     let before = ns.rules();
     // A jump to a chain that does not exist: the kernel refuses the rule,
     // and with it the whole batch, including the flush before it.
     let bad = "*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j KUBE-SVC-MISSING\nCOMMIT\n";
-    match proxy::nft::apply(&ns.path(), bad, false) {
+    match proxy::nft::NftWriter::new(ns.path()).apply(bad, false) {
         Err(proxy::nft::NftError::Kernel(e)) => {
             assert!(e.contains("KUBE-SVC-MISSING"), "{e}");
         }
@@ -242,15 +244,35 @@ fn input_the_writer_cannot_encode_goes_to_iptables_restore() {
     // written by iptables-restore.
     let payload = "*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -i lo -j ACCEPT\nCOMMIT\n";
     assert!(matches!(
-        proxy::nft::apply(&ns.path(), payload, true),
+        proxy::nft::NftWriter::new(ns.path()).apply(payload, true),
         Err(proxy::nft::NftError::Unsupported(_))
     ));
-    let writer = IptablesInNetns {
-        netns_path: ns.path(),
-        backend: Backend::Netlink,
-    };
+    let writer = IptablesInNetns::new(ns.path(), Backend::Netlink);
     writer
         .restore(payload, true)
         .expect("written by iptables-restore");
     assert!(ns.rules().contains("-A KUBE-FORWARD -i lo -j ACCEPT"));
+}
+
+#[test]
+fn a_change_by_someone_else_is_seen() {
+    use proxy::{Backend, IptablesInNetns, RuleWriter};
+    require_root();
+    let ns = Netns::create("touched");
+    let writer = IptablesInNetns::new(ns.path(), Backend::Netlink);
+    assert_eq!(
+        writer.untouched_since_last_write(),
+        None,
+        "nothing written yet"
+    );
+    let rules = plan_rules(&every_kind(), &node("10.244.0.0/16"));
+    writer.restore(&render_full(&rules), true).unwrap();
+    assert_eq!(writer.untouched_since_last_write(), Some(true));
+    // Reading the rules changes nothing.
+    ns.run(&["iptables-save"], None);
+    assert_eq!(writer.untouched_since_last_write(), Some(true));
+    ns.run(&["iptables", "-t", "nat", "-F", "KUBE-SERVICES"], None);
+    assert_eq!(writer.untouched_since_last_write(), Some(false));
+    writer.restore(&render_full(&rules), true).unwrap();
+    assert_eq!(writer.untouched_since_last_write(), Some(true));
 }

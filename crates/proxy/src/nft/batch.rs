@@ -117,6 +117,8 @@ impl Batch {
             described: Vec::new(),
         };
         b.header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+        // NFNL_BATCH_GENID, set by `Finished::expect_generation`; 0: any.
+        b.msgs.u32_be(1, 0);
         b.finish(0, "begin of the transaction");
         b
     }
@@ -246,6 +248,14 @@ impl Batch {
     /// transaction committed (errors come without asking). Returns the
     /// bytes, the sequence number to wait for, and the descriptions.
     pub fn end(mut self) -> Finished {
+        if self.seq == 1 {
+            // Nothing but the begin message: nothing to send.
+            return Finished {
+                bytes: Vec::new(),
+                ack_seq: 0,
+                described: Vec::new(),
+            };
+        }
         // Set NLM_F_ACK on the last message (the one just before the end).
         let last_start = self.last_message_start();
         let flags_at = last_start + 6;
@@ -276,13 +286,28 @@ impl Batch {
 
 /// A finished batch, ready to send.
 pub struct Finished {
+    /// Empty when the batch changes nothing.
     pub bytes: Vec<u8>,
     /// The sequence number whose acknowledgement means "committed".
     pub ack_seq: u32,
     pub described: Vec<(u32, String)>,
 }
 
+/// Where the begin message's NFNL_BATCH_GENID value sits: after the
+/// netlink header (16), nfgenmsg (4) and the attribute's header (4).
+const GENID_AT: usize = 24;
+
 impl Finished {
+    /// The kernel commits the batch only if the ruleset is still at
+    /// `generation` (it refuses it with ERESTART otherwise), so the writer
+    /// knows the generation after its commit: the next one.
+    pub fn expect_generation(&mut self, generation: u32) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        self.bytes[GENID_AT..GENID_AT + 4].copy_from_slice(&generation.to_be_bytes());
+    }
+
     pub fn describe(&self, seq: u32) -> &str {
         self.described
             .binary_search_by_key(&seq, |(s, _)| *s)
@@ -401,6 +426,18 @@ mod tests {
         assert_eq!(done.ack_seq, msgs[3].2);
         assert_eq!(done.describe(msgs[3].2), "rule");
         assert_eq!(done.describe(999), "the transaction");
+    }
+
+    #[test]
+    fn the_expected_generation_goes_into_the_begin_message() {
+        assert!(Batch::new().end().bytes.is_empty());
+        let mut b = Batch::new();
+        b.new_table("nat");
+        let mut done = b.end();
+        // type 1 (NFNL_BATCH_GENID), length 8, value 0 until set.
+        assert_eq!(&done.bytes[20..28], [8, 0, 1, 0, 0, 0, 0, 0]);
+        done.expect_generation(0x01020304);
+        assert_eq!(&done.bytes[20..28], [8, 0, 1, 0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The thin adapter: a netfilter netlink socket opened inside the node's
-//! network namespace, one batch sent, the kernel's answer read.
+//! network namespace; the ruleset generation read, one batch sent, the
+//! kernel's answer read.
 
 use super::batch::Finished;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,90 +11,195 @@ const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_CAP_ACK: libc::c_int = 10;
 const NETLINK_EXT_ACK: libc::c_int = 11;
 const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
+const NFT_MSG_NEWGEN: u16 = (10 << 8) | 15;
+const NFT_MSG_GETGEN: u16 = (10 << 8) | 16;
+const NFTA_GEN_ID: u16 = 1;
 
-/// Sends `batch` through a socket of the namespace at `netns_path` and
-/// waits for the kernel to commit it. The kernel processes the batch while
-/// `send` runs, so its answers are queued when `send` returns.
-pub fn send_batch(netns_path: &Path, batch: &Finished) -> Result<(), String> {
-    let fd = nodenet::run_in_netns(netns_path, || {
-        // SAFETY: socket() has no memory effects; the fd is owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
+/// A netlink socket bound inside one network namespace.
+pub struct NftSocket {
+    fd: OwnedFd,
+}
+
+impl NftSocket {
+    pub fn open(netns_path: &Path) -> Result<NftSocket, String> {
+        let fd = nodenet::run_in_netns(netns_path, || {
+            // SAFETY: socket() has no memory effects; the fd is owned below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    NETLINK_NETFILTER,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: fd is a fresh descriptor nobody else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("netlink socket: {e}"))?;
+        let raw = fd.as_raw_fd();
+        setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20)?;
+        // Errors quote only the refused message's header, and carry the
+        // kernel's reason as text where it gives one.
+        setsockopt(raw, SOL_NETLINK, NETLINK_CAP_ACK, 1)?;
+        setsockopt(raw, SOL_NETLINK, NETLINK_EXT_ACK, 1)?;
+        let timeout = libc::timeval {
+            tv_sec: 10,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid timeval of the right size for SO_RCVTIMEO.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &timeout as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
             )
         };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("SO_RCVTIMEO: {e}"));
         }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("netlink socket: {e}"))?;
-    let raw = fd.as_raw_fd();
-    // The whole batch goes in one message, which must fit the send
-    // buffer (a full sync of 1,000 Services is ~12 MB); FORCE needs
-    // CAP_NET_ADMIN, which a process writing rules has.
-    let sndbuf = (batch.bytes.len() + 65536).min(i32::MAX as usize) as libc::c_int;
-    setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, sndbuf)?;
-    setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 4 << 20)?;
-    // Errors quote only the refused message's header, and carry the
-    // kernel's reason as text where it gives one.
-    setsockopt(raw, SOL_NETLINK, NETLINK_CAP_ACK, 1)?;
-    setsockopt(raw, SOL_NETLINK, NETLINK_EXT_ACK, 1)?;
-    let timeout = libc::timeval {
-        tv_sec: 10,
-        tv_usec: 0,
-    };
-    // SAFETY: a valid timeval of the right size for SO_RCVTIMEO.
-    let rc = unsafe {
-        libc::setsockopt(
-            raw,
+        // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid
+        // 0: the kernel assigns one).
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: addr is a valid sockaddr_nl of the given size.
+        let rc = unsafe {
+            libc::bind(
+                raw,
+                &addr as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("netlink bind: {e}"));
+        }
+        Ok(NftSocket { fd })
+    }
+
+    /// The namespace's ruleset generation: nf_tables adds one at every
+    /// committed transaction, whoever sent it.
+    pub fn generation(&self) -> Result<u32, String> {
+        let mut req = Vec::with_capacity(20);
+        req.extend_from_slice(&20u32.to_ne_bytes());
+        req.extend_from_slice(&NFT_MSG_GETGEN.to_ne_bytes());
+        req.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+        req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+        req.extend_from_slice(&0u32.to_ne_bytes()); // port id
+        req.extend_from_slice(&[0, 0, 0, 0]); // nfgenmsg: AF_UNSPEC, v0, res 0
+        self.send(&req)?;
+        let mut buf = vec![0u8; 4096];
+        let n = self.recv(&mut buf)?;
+        let b = &buf[..n];
+        if b.len() >= 20 && u16::from_ne_bytes([b[4], b[5]]) == NFT_MSG_NEWGEN {
+            let len = (u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize).min(b.len());
+            let mut attrs = &b[20..len];
+            while attrs.len() >= 8 {
+                let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+                let ty = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+                if alen < 4 || alen > attrs.len() {
+                    break;
+                }
+                if ty == NFTA_GEN_ID && alen == 8 {
+                    return Ok(u32::from_be_bytes(attrs[4..8].try_into().unwrap()));
+                }
+                attrs = &attrs[alen.next_multiple_of(4).min(attrs.len())..];
+            }
+        }
+        match errors(b).first() {
+            Some((errno, _, _)) if *errno != 0 => Err(format!(
+                "reading the ruleset generation: {}",
+                std::io::Error::from_raw_os_error(-errno)
+            )),
+            _ => Err("reading the ruleset generation: no answer".into()),
+        }
+    }
+
+    /// Sends `batch` and waits for the kernel to commit it. The kernel
+    /// processes a batch while `send` runs, so its answers are queued
+    /// when `send` returns.
+    pub fn send_batch(&self, batch: &Finished) -> Result<(), String> {
+        if batch.bytes.is_empty() {
+            return Ok(());
+        }
+        // The whole batch goes in one message, which must fit the send
+        // buffer (a full sync of 1,000 Services is ~12 MB); FORCE needs
+        // CAP_NET_ADMIN, which a process writing rules has.
+        let sndbuf = (batch.bytes.len() + 65536).min(i32::MAX as usize) as libc::c_int;
+        setsockopt(
+            self.fd.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &timeout as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(format!("SO_RCVTIMEO: {}", std::io::Error::last_os_error()));
+            libc::SO_SNDBUFFORCE,
+            sndbuf,
+        )?;
+        self.send(&batch.bytes)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.recv(&mut buf)?;
+            for answer in errors(&buf[..n]) {
+                match answer {
+                    (0, seq, _) if seq == batch.ack_seq => return Ok(()),
+                    (0, _, _) => {}
+                    // The kernel aborted the whole batch; later errors, if
+                    // any, go with the socket.
+                    (errno, seq, text) => {
+                        let text = text.map(|t| format!(" ({t})")).unwrap_or_default();
+                        return Err(if -errno == libc::ERESTART {
+                            "another program changed the rules since they were read; nothing was written".into()
+                        } else {
+                            format!(
+                                "the kernel refused {}: {}{text}",
+                                batch.describe(seq),
+                                std::io::Error::from_raw_os_error(-errno)
+                            )
+                        });
+                    }
+                }
+            }
+        }
     }
-    // SAFETY: sockaddr_nl is plain data; zeroed is a valid value (pid 0:
-    // the kernel assigns one).
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: addr is a valid sockaddr_nl of the given size.
-    let rc = unsafe {
-        libc::bind(
-            raw,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(format!("netlink bind: {}", std::io::Error::last_os_error()));
+
+    fn send(&self, bytes: &[u8]) -> Result<(), String> {
+        // SAFETY: the buffer is valid for its length.
+        let sent = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                bytes.as_ptr() as *const libc::c_void,
+                bytes.len(),
+                0,
+            )
+        };
+        if sent < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("sending {} bytes to nf_tables: {e}", bytes.len()));
+        }
+        Ok(())
     }
-    // SAFETY: the buffer is valid for its length.
-    let sent = unsafe {
-        libc::send(
-            raw,
-            batch.bytes.as_ptr() as *const libc::c_void,
-            batch.bytes.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(format!(
-            "sending {} bytes of rules: {}",
-            batch.bytes.len(),
-            std::io::Error::last_os_error()
-        ));
+
+    fn recv(&self, buf: &mut [u8]) -> Result<usize, String> {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("waiting for nf_tables' answer: {e}"));
+        }
+        Ok(n as usize)
     }
-    read_answer(raw, batch)
 }
 
 fn setsockopt(
@@ -113,41 +219,10 @@ fn setsockopt(
         )
     };
     if rc < 0 {
-        return Err(format!(
-            "netlink socket option {opt}: {}",
-            std::io::Error::last_os_error()
-        ));
+        let e = std::io::Error::last_os_error();
+        return Err(format!("netlink socket option {opt}: {e}"));
     }
     Ok(())
-}
-
-/// Reads acknowledgements until the one that means "committed", or the
-/// first error (the kernel then aborted the whole batch; later errors, if
-/// any, are dropped with the socket).
-fn read_answer(fd: libc::c_int, batch: &Finished) -> Result<(), String> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(format!("waiting for the kernel's answer: {e}"));
-        }
-        for answer in errors(&buf[..n as usize]) {
-            match answer {
-                (0, seq, _) if seq == batch.ack_seq => return Ok(()),
-                (0, _, _) => {}
-                (errno, seq, text) => {
-                    let reason = std::io::Error::from_raw_os_error(-errno);
-                    let text = text.map(|t| format!(" ({t})")).unwrap_or_default();
-                    return Err(format!(
-                        "the kernel refused {}: {reason}{text}",
-                        batch.describe(seq)
-                    ));
-                }
-            }
-        }
-    }
 }
 
 /// (error, sequence number, kernel's message) of every NLMSG_ERROR in a
