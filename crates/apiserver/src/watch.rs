@@ -4,7 +4,6 @@
 
 use crate::error::ApiError;
 use crate::negotiate::{table_requested, TableVersion};
-use crate::object_meta;
 use crate::resources::RequestContext;
 use crate::selection::Filter;
 use crate::server::ApiServer;
@@ -17,7 +16,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{StoreError, StoreEventType};
@@ -67,9 +65,6 @@ struct WatchStream {
     start: Start,
     timeout: Option<Duration>,
     tx: mpsc::Sender<Bytes>,
-    /// Keys of objects this client has been told match; an object that
-    /// stops matching is DELETED for this client, as Kubernetes does.
-    matching: HashSet<String>,
     columns_sent: bool,
     /// `allowWatchBookmarks=true`.
     bookmarks: bool,
@@ -94,7 +89,6 @@ pub async fn watch(ctx: RequestContext) -> Result<Response, ApiError> {
         start,
         timeout,
         tx,
-        matching: HashSet::new(),
         columns_sent: false,
         bookmarks: ctx.query.flag("allowWatchBookmarks"),
     };
@@ -113,12 +107,6 @@ pub async fn watch(ctx: RequestContext) -> Result<Response, ApiError> {
         body,
     )
         .into_response())
-}
-
-/// The storage key of an object of `res` (for all-namespace watches the
-/// namespace comes from the object).
-fn key_of(res: &ResourceInfo, obj: &Value) -> String {
-    res.key(object_meta::namespace(obj), object_meta::name(obj))
 }
 
 impl WatchStream {
@@ -184,25 +172,28 @@ impl WatchStream {
             };
             let Some(event) = event else { return };
             seen = seen.max(event.revision);
+            // An object entering the selection is ADDED for this client,
+            // one leaving it DELETED, as Kubernetes does; whether it
+            // matched before comes from the event itself (the store keeps
+            // what selectors see of the previous version).
             let now = self.filter.matches(&event.object);
-            // A creation cannot have matched before. `matching` comes from
-            // a list that may be newer than the watch's start, so it can
-            // already hold an object whose creation is being replayed.
-            let was = event.kind != StoreEventType::Added && self.matching.contains(&event.key);
+            let was = match event.kind {
+                StoreEventType::Added => false,
+                StoreEventType::Deleted => now,
+                StoreEventType::Modified => match &event.prev {
+                    Some(prev) => self.filter.matches(prev),
+                    None => now,
+                },
+            };
             let kind = match (event.kind, was, now) {
                 _ if self.filter.is_everything() => event.kind.as_str(),
-                (StoreEventType::Deleted, was, now) if was || now => "DELETED",
-                (StoreEventType::Deleted, ..) => continue,
+                (StoreEventType::Deleted, true, _) => "DELETED",
+                (StoreEventType::Deleted, false, _) => continue,
                 (_, true, true) => "MODIFIED",
                 (_, false, true) => "ADDED",
                 (_, true, false) => "DELETED",
                 (_, false, false) => continue,
             };
-            if kind == "DELETED" {
-                self.matching.remove(&event.key);
-            } else {
-                self.matching.insert(event.key.clone());
-            }
             if !self.send_object(kind, event.object).await {
                 return;
             }
@@ -212,14 +203,7 @@ impl WatchStream {
     /// Send what precedes the live events; returns the revision to watch
     /// after, or `None` when the client left.
     async fn initial_events(&mut self) -> Result<Option<u64>, ApiError> {
-        let needs_list = match self.start {
-            Start::ListFirst { .. } => true,
-            // Which objects match at the start decides whether a later
-            // non-matching version is a DELETED for this client.
-            Start::After(_) => !self.filter.is_everything(),
-            Start::Now => false,
-        };
-        let (objects, revision) = if needs_list {
+        let (objects, revision) = if matches!(self.start, Start::ListFirst { .. }) {
             self.server
                 .storage
                 .list(&self.prefix)
@@ -233,10 +217,7 @@ impl WatchStream {
             .filter(|o| self.filter.matches(o))
             .collect();
         for obj in selected {
-            self.matching.insert(key_of(self.res, &obj));
-            if matches!(self.start, Start::ListFirst { .. })
-                && !self.send_object("ADDED", obj).await
-            {
+            if !self.send_object("ADDED", obj).await {
                 return Ok(None);
             }
         }

@@ -21,12 +21,14 @@ use tokio::sync::mpsc::error::TrySendError;
 use crate::{StoreError, StoreEvent, StoreEventType};
 
 /// A durable event as the history keeps it; `object` is the object's JSON
-/// (for a delete: the deleted object stamped with the delete's revision).
+/// (for a delete: the deleted object stamped with the delete's revision);
+/// `prev`, for a change, what selectors see of the version before.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EncodedEvent {
     pub kind: StoreEventType,
     pub key: String,
     pub object: Arc<[u8]>,
+    pub prev: Option<Arc<Value>>,
     pub revision: u64,
 }
 
@@ -39,6 +41,7 @@ impl EncodedEvent {
                 kind: self.kind,
                 key: self.key.clone(),
                 object,
+                prev: self.prev.clone(),
                 revision: self.revision,
             }),
             Err(e) => {
@@ -192,6 +195,7 @@ mod tests {
             kind: StoreEventType::Added,
             key: key.to_string(),
             object: serde_json::to_vec(&object).unwrap().into(),
+            prev: None,
             revision,
         }
     }

@@ -89,5 +89,11 @@ pub struct StoreEvent {
     pub kind: StoreEventType,
     pub key: String,
     pub object: Value,
+    /// For `Modified`: what label and field selectors see of the version
+    /// before (`api::selector::selection_attributes`), so a watch with a
+    /// selector knows whether the object entered, left or stayed in its
+    /// selection. `None` for `Added` and `Deleted` (`object` is the state
+    /// that was deleted).
+    pub prev: Option<Arc<Value>>,
     pub revision: u64,
 }

@@ -163,17 +163,20 @@ impl SledStore {
             let mut writer = self.lock_writer();
             let stored = writer.objects.get(key);
             let rev = writer.applied + 1;
-            let (kind, object) = match op {
+            let (kind, object, prev) = match op {
                 WriteOp::Create(obj) => {
                     if stored.is_some() {
                         return Err(StoreError::AlreadyExists);
                     }
-                    (StoreEventType::Added, stamp(key, obj, rev)?)
+                    (StoreEventType::Added, stamp(key, obj, rev)?, None)
                 }
                 WriteOp::Update(obj, expected) => {
                     let stored = stored.ok_or(StoreError::NotFound)?;
                     check_expected(key, stored, expected)?;
-                    (StoreEventType::Modified, stamp(key, obj, rev)?)
+                    // Only what selectors read: a few hundred bytes per
+                    // event in the history, not a second object.
+                    let prev = Arc::new(api::selector::selection_attributes(stored));
+                    (StoreEventType::Modified, stamp(key, obj, rev)?, Some(prev))
                 }
                 WriteOp::Delete(expected) => {
                     let stored = stored.ok_or(StoreError::NotFound)?;
@@ -181,6 +184,7 @@ impl SledStore {
                     (
                         StoreEventType::Deleted,
                         stamp(key, (**stored).clone(), rev)?,
+                        None,
                     )
                 }
             };
@@ -206,6 +210,7 @@ impl SledStore {
                 kind,
                 key: key.to_string(),
                 object: encoded,
+                prev,
                 revision: rev,
             });
             (rev, object)

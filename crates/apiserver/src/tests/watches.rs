@@ -1,7 +1,7 @@
 //! Watch streams: replay, live events, resume, expiry, selectors,
 //! watch-list bookmarks and Table events.
 
-use super::{service, EventReader, TestServer};
+use super::{service, EventReader, Reply, TestServer};
 use axum::http::{Method, StatusCode};
 use podio::NoNode;
 use serde_json::json;
@@ -113,13 +113,7 @@ async fn selector_watch_sees_an_object_leave_as_deleted() {
         ),
         (Some("ADDED"), Some("web"))
     );
-    let r = t
-        .patch(
-            "/api/v1/namespaces/default/services/web",
-            "application/merge-patch+json",
-            r#"{"metadata":{"labels":{"app":"gone"}}}"#,
-        )
-        .await;
+    let r = patch_web(&t, r#"{"metadata":{"labels":{"app":"gone"}}}"#).await;
     assert_eq!(r.status, StatusCode::OK);
     let ev = events.next().await;
     assert_eq!(
@@ -130,12 +124,7 @@ async fn selector_watch_sees_an_object_leave_as_deleted() {
         (Some("DELETED"), Some("web"))
     );
     // Back to matching: ADDED again.
-    t.patch(
-        "/api/v1/namespaces/default/services/web",
-        "application/merge-patch+json",
-        r#"{"metadata":{"labels":{"app":"web"}}}"#,
-    )
-    .await;
+    patch_web(&t, r#"{"metadata":{"labels":{"app":"web"}}}"#).await;
     assert_eq!(events.next().await["type"], "ADDED");
     assert!(events
         .next_within(Duration::from_millis(300))
@@ -173,6 +162,46 @@ async fn selector_watch_from_a_list_replays_a_creation_as_added() {
         ),
         (Some("ADDED"), Some("web"))
     );
+}
+
+/// A label change replayed from before the watch: the object entering
+/// the selection is ADDED, leaving it DELETED, whatever the objects look
+/// like now (the history knows whether each previous version matched).
+#[tokio::test]
+async fn selector_watch_types_replayed_label_changes_by_the_version_before() {
+    let t = TestServer::new().await;
+    let created = t
+        .post("/api/v1/namespaces/default/services", &service("web"))
+        .await
+        .body;
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let relabel = |tier: &'static str| {
+        let body = format!(r#"{{"metadata":{{"labels":{{"tier":"{tier}"}}}}}}"#);
+        let t = &t;
+        async move { patch_web(t, &body).await }
+    };
+    // Not selected at the watch's start; in, out, in again, all before the
+    // watch begins (so the current state says "selected").
+    relabel("front").await;
+    relabel("back").await;
+    relabel("front").await;
+    let mut events = watch(
+        &t,
+        &format!("/api/v1/namespaces/default/services?watch=true&labelSelector=tier%3Dfront&resourceVersion={rv}"),
+        &[],
+    )
+    .await;
+    for want in ["ADDED", "DELETED", "ADDED"] {
+        let ev = events.next().await;
+        assert_eq!(ev["type"], want, "{ev}");
+        assert_eq!(ev["object"]["metadata"]["name"], "web");
+    }
+    // And live: a change that keeps it selected is MODIFIED.
+    patch_web(&t, r#"{"metadata":{"labels":{"other":"x"}}}"#).await;
+    assert_eq!(events.next().await["type"], "MODIFIED");
 }
 
 #[tokio::test]
@@ -239,4 +268,14 @@ async fn named_watch_path_follows_one_object() {
         .next_within(Duration::from_millis(300))
         .await
         .is_none());
+}
+
+/// A JSON merge patch of Service `default/web`.
+async fn patch_web(t: &TestServer, body: &str) -> Reply {
+    t.patch(
+        "/api/v1/namespaces/default/services/web",
+        "application/merge-patch+json",
+        body,
+    )
+    .await
 }
