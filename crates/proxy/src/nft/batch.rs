@@ -92,34 +92,63 @@ impl Attrs {
     }
 }
 
+/// What a message of the batch does, borrowed from the input (formatted
+/// only if the kernel refuses it).
+#[derive(Clone, Copy, Debug)]
+pub enum What<'a> {
+    Begin,
+    End,
+    /// (verb, table)
+    Table(&'static str, &'a str),
+    /// (verb, chain)
+    Chain(&'static str, &'a str),
+    /// (the `-A` line, table)
+    Rule(&'a str, &'a str),
+}
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Begin => write!(f, "the begin of the transaction"),
+            What::End => write!(f, "the end of the transaction"),
+            What::Table(verb, t) => write!(f, "{verb} table {t}"),
+            What::Chain(verb, c) => write!(f, "{verb} chain {c}"),
+            What::Rule(line, t) => write!(f, "rule {line:?} of table {t}"),
+        }
+    }
+}
+
 /// A batch under construction. Every message gets its own sequence number;
 /// `described` maps the numbers to what they did, so a kernel error can
 /// name the rule it refused.
-pub struct Batch {
+pub struct Batch<'a> {
     msgs: Attrs,
     seq: u32,
-    described: Vec<(u32, String)>,
+    /// Where the last message starts (it gets NLM_F_ACK at the end).
+    last_start: usize,
+    described: Vec<(u32, What<'a>)>,
 }
 
-impl Default for Batch {
+impl Default for Batch<'_> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Batch {
-    pub fn new() -> Batch {
+impl<'a> Batch<'a> {
+    pub fn new() -> Batch<'a> {
         let mut b = Batch {
             msgs: Attrs {
                 buf: Vec::with_capacity(1 << 16),
             },
             seq: 0,
+            last_start: 0,
             described: Vec::new(),
         };
         b.header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         // NFNL_BATCH_GENID, set by `Finished::expect_generation`; 0: any.
         b.msgs.u32_be(1, 0);
-        b.finish(0, "begin of the transaction");
+        b.finish(0, What::Begin);
         b
     }
 
@@ -144,7 +173,7 @@ impl Batch {
         start
     }
 
-    fn message(&mut self, cmd: u16, flags: u16, what: String, f: impl FnOnce(&mut Attrs)) {
+    fn message(&mut self, cmd: u16, flags: u16, what: What<'a>, f: impl FnOnce(&mut Attrs)) {
         let start = self.header(
             (NFNL_SUBSYS_NFTABLES << 8) | cmd,
             NLM_F_REQUEST | flags,
@@ -155,35 +184,36 @@ impl Batch {
         self.finish(start, what);
     }
 
-    fn finish(&mut self, start: usize, what: impl Into<String>) {
+    fn finish(&mut self, start: usize, what: What<'a>) {
         let len = (self.msgs.buf.len() - start) as u32;
         self.msgs.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-        self.described.push((self.seq, what.into()));
+        self.last_start = start;
+        self.described.push((self.seq, what));
     }
 
     /// Creates the table if it does not exist (a no-op otherwise).
-    pub fn new_table(&mut self, table: &str) {
+    pub fn new_table(&mut self, table: &'a str) {
         self.message(
             NFT_MSG_NEWTABLE,
             NLM_F_CREATE,
-            format!("table {table}"),
+            What::Table("create", table),
             |a| a.str(NFTA_TABLE_NAME, table),
         );
     }
 
     /// Deletes the table with every chain and rule in it.
-    pub fn delete_table(&mut self, table: &str) {
-        self.message(NFT_MSG_DELTABLE, 0, format!("delete table {table}"), |a| {
+    pub fn delete_table(&mut self, table: &'a str) {
+        self.message(NFT_MSG_DELTABLE, 0, What::Table("delete", table), |a| {
             a.str(NFTA_TABLE_NAME, table)
         });
     }
 
     /// A built-in chain: attached to a netfilter hook, with a policy.
-    pub fn new_base_chain(&mut self, table: &str, chain: &str, hook: &BaseChain, accept: bool) {
+    pub fn new_base_chain(&mut self, table: &str, chain: &'a str, hook: &BaseChain, accept: bool) {
         self.message(
             NFT_MSG_NEWCHAIN,
             NLM_F_CREATE,
-            format!("chain {chain}"),
+            What::Chain("create", chain),
             |a| {
                 a.str(NFTA_CHAIN_TABLE, table);
                 a.str(NFTA_CHAIN_NAME, chain);
@@ -198,24 +228,24 @@ impl Batch {
     }
 
     /// A user-defined chain; `exclusive`: fail if it exists.
-    pub fn new_chain(&mut self, table: &str, chain: &str, exclusive: bool) {
+    pub fn new_chain(&mut self, table: &str, chain: &'a str, exclusive: bool) {
         let flags = NLM_F_CREATE | if exclusive { NLM_F_EXCL } else { 0 };
-        self.message(NFT_MSG_NEWCHAIN, flags, format!("chain {chain}"), |a| {
+        self.message(NFT_MSG_NEWCHAIN, flags, What::Chain("create", chain), |a| {
             a.str(NFTA_CHAIN_TABLE, table);
             a.str(NFTA_CHAIN_NAME, chain);
         });
     }
 
     /// Removes every rule of the chain.
-    pub fn flush_chain(&mut self, table: &str, chain: &str) {
-        self.message(NFT_MSG_DELRULE, 0, format!("flush chain {chain}"), |a| {
+    pub fn flush_chain(&mut self, table: &str, chain: &'a str) {
+        self.message(NFT_MSG_DELRULE, 0, What::Chain("flush", chain), |a| {
             a.str(NFTA_RULE_TABLE, table);
             a.str(NFTA_RULE_CHAIN, chain);
         });
     }
 
-    pub fn delete_chain(&mut self, table: &str, chain: &str) {
-        self.message(NFT_MSG_DELCHAIN, 0, format!("delete chain {chain}"), |a| {
+    pub fn delete_chain(&mut self, table: &str, chain: &'a str) {
+        self.message(NFT_MSG_DELCHAIN, 0, What::Chain("delete", chain), |a| {
             a.str(NFTA_CHAIN_TABLE, table);
             a.str(NFTA_CHAIN_NAME, chain);
         });
@@ -229,10 +259,10 @@ impl Batch {
         table: &str,
         chain: &str,
         proto: u8,
-        what: impl FnOnce() -> String,
+        what: What<'a>,
         exprs: impl FnOnce(&mut Attrs),
     ) {
-        self.message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, what(), |a| {
+        self.message(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, what, |a| {
             a.str(NFTA_RULE_TABLE, table);
             a.str(NFTA_RULE_CHAIN, chain);
             a.nest(NFTA_RULE_EXPRESSIONS, exprs);
@@ -247,7 +277,7 @@ impl Batch {
     /// acknowledgement: the kernel sends it only after the whole
     /// transaction committed (errors come without asking). Returns the
     /// bytes, the sequence number to wait for, and the descriptions.
-    pub fn end(mut self) -> Finished {
+    pub fn end(mut self) -> Finished<'a> {
         if self.seq == 1 {
             // Nothing but the begin message: nothing to send.
             return Finished {
@@ -257,47 +287,34 @@ impl Batch {
             };
         }
         // Set NLM_F_ACK on the last message (the one just before the end).
-        let last_start = self.last_message_start();
-        let flags_at = last_start + 6;
+        let flags_at = self.last_start + 6;
         let flags = u16::from_ne_bytes([self.msgs.buf[flags_at], self.msgs.buf[flags_at + 1]]);
         self.msgs.buf[flags_at..flags_at + 2].copy_from_slice(&(flags | NLM_F_ACK).to_ne_bytes());
         let ack_seq = self.seq;
         let start = self.header(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
-        self.finish(start, "end of the transaction");
+        self.finish(start, What::End);
         Finished {
             bytes: self.msgs.buf,
             ack_seq,
             described: self.described,
         }
     }
-
-    fn last_message_start(&self) -> usize {
-        let b = &self.msgs.buf;
-        let mut at = 0;
-        let mut last = 0;
-        while at < b.len() {
-            last = at;
-            let len = u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
-            at += len.next_multiple_of(4);
-        }
-        last
-    }
 }
 
 /// A finished batch, ready to send.
-pub struct Finished {
+pub struct Finished<'a> {
     /// Empty when the batch changes nothing.
     pub bytes: Vec<u8>,
     /// The sequence number whose acknowledgement means "committed".
     pub ack_seq: u32,
-    pub described: Vec<(u32, String)>,
+    pub described: Vec<(u32, What<'a>)>,
 }
 
 /// Where the begin message's NFNL_BATCH_GENID value sits: after the
 /// netlink header (16), nfgenmsg (4) and the attribute's header (4).
 const GENID_AT: usize = 24;
 
-impl Finished {
+impl Finished<'_> {
     /// The kernel commits the batch only if the ruleset is still at
     /// `generation` (it refuses it with ERESTART otherwise), so the writer
     /// knows the generation after its commit: the next one.
@@ -308,11 +325,11 @@ impl Finished {
         self.bytes[GENID_AT..GENID_AT + 4].copy_from_slice(&generation.to_be_bytes());
     }
 
-    pub fn describe(&self, seq: u32) -> &str {
+    pub fn describe(&self, seq: u32) -> String {
         self.described
             .binary_search_by_key(&seq, |(s, _)| *s)
-            .map(|i| self.described[i].1.as_str())
-            .unwrap_or("the transaction")
+            .map(|i| self.described[i].1.to_string())
+            .unwrap_or_else(|_| "the transaction".into())
     }
 }
 
@@ -413,7 +430,7 @@ mod tests {
         let mut b = Batch::new();
         b.new_table("nat");
         b.new_chain("nat", "KUBE-SVC-X", true);
-        b.append_rule("nat", "KUBE-SVC-X", 6, || "rule".into(), |_| {});
+        b.append_rule("nat", "KUBE-SVC-X", 6, What::Rule("-j X", "nat"), |_| {});
         let done = b.end();
         let msgs = messages(&done.bytes);
         assert_eq!(msgs.len(), 5);
@@ -424,7 +441,7 @@ mod tests {
         assert_eq!(msgs[3].1 & NLM_F_ACK, NLM_F_ACK);
         assert!(msgs[..3].iter().all(|m| m.1 & NLM_F_ACK == 0));
         assert_eq!(done.ack_seq, msgs[3].2);
-        assert_eq!(done.describe(msgs[3].2), "rule");
+        assert_eq!(done.describe(msgs[3].2), "rule \"-j X\" of table nat");
         assert_eq!(done.describe(999), "the transaction");
     }
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 /// A rule, as iptables would store it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
+pub struct Rule<'a> {
     /// `-p`: IP protocol number, 0 for none.
     pub proto: u8,
     /// `[!] -s`
@@ -15,8 +15,8 @@ pub struct Rule {
     /// `[!] -d`
     pub destination: Option<Prefix>,
     /// `-m` matches, in the order written.
-    pub matches: Vec<Match>,
-    pub target: Target,
+    pub matches: Vec<Match<'a>>,
+    pub target: Target<'a>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,8 +27,8 @@ pub struct Prefix {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Match {
-    Comment(String),
+pub enum Match<'a> {
+    Comment(&'a str),
     /// `-m tcp|udp [--dport N]` (the protocol is the rule's `-p`).
     Ports {
         dport: Option<u16>,
@@ -37,12 +37,12 @@ pub enum Match {
     Probability(u32),
     /// `-m recent --name N --rcheck --seconds S --reap`
     RecentCheck {
-        name: String,
+        name: &'a str,
         seconds: u32,
     },
     /// `-m recent --name N --set`
     RecentSet {
-        name: String,
+        name: &'a str,
     },
     /// `-m addrtype --dst-type LOCAL`
     DestinationLocal,
@@ -57,8 +57,8 @@ pub enum Match {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    Jump(String),
+pub enum Target<'a> {
+    Jump(&'a str),
     Accept,
     Drop,
     Return,
@@ -110,7 +110,7 @@ pub fn words(line: &str) -> Result<Vec<&str>, String> {
 }
 
 /// Reads a rule's arguments (without `-A CHAIN`).
-pub fn parse_rule(args: &str) -> Result<Rule, String> {
+pub fn parse_rule(args: &str) -> Result<Rule<'_>, String> {
     let words = words(args)?;
     let mut it = words.into_iter().peekable();
     let mut rule = Rule {
@@ -201,7 +201,7 @@ fn options<'a>(it: &mut Words<'a>) -> Vec<&'a str> {
     out
 }
 
-fn parse_match(module: &str, it: &mut Words, proto: u8) -> Result<Match, String> {
+fn parse_match<'a>(module: &str, it: &mut Words<'a>, proto: u8) -> Result<Match<'a>, String> {
     let opts = options(it);
     let bad = || format!("-m {module} {} is not supported", opts.join(" "));
     match (module, opts.as_slice()) {
@@ -209,7 +209,7 @@ fn parse_match(module: &str, it: &mut Words, proto: u8) -> Result<Match, String>
             if text.len() > 255 {
                 return Err(format!("comment longer than 255 bytes: {text:?}"));
             }
-            Ok(Match::Comment(text.to_string()))
+            Ok(Match::Comment(text))
         }
         ("tcp", _) if proto != IPPROTO_TCP => Err("-m tcp without -p tcp".into()),
         ("udp", _) if proto != IPPROTO_UDP => Err("-m udp without -p udp".into()),
@@ -260,9 +260,9 @@ fn parse_match(module: &str, it: &mut Words, proto: u8) -> Result<Match, String>
     }
 }
 
-fn recent_name(name: &str) -> Result<String, String> {
+fn recent_name(name: &str) -> Result<&str, String> {
     if name.len() < 200 {
-        Ok(name.to_string())
+        Ok(name)
     } else {
         Err(format!("recent list name too long: {name}"))
     }
@@ -272,7 +272,7 @@ fn hex(s: &str) -> Option<u32> {
     u32::from_str_radix(s.strip_prefix("0x")?, 16).ok()
 }
 
-fn parse_target(name: &str, it: &mut Words) -> Result<Target, String> {
+fn parse_target<'a>(name: &'a str, it: &mut Words<'a>) -> Result<Target<'a>, String> {
     let opts: Vec<&str> = it.collect();
     let bad = || format!("-j {name} {} is not supported", opts.join(" "));
     Ok(match (name, opts.as_slice()) {
@@ -299,7 +299,7 @@ fn parse_target(name: &str, it: &mut Words) -> Result<Target, String> {
             }
         }
         ("REJECT", ["--reject-with", "icmp-port-unreachable"]) => Target::RejectPortUnreachable,
-        (chain, []) if chain.starts_with("KUBE-") => Target::Jump(chain.to_string()),
+        (chain, []) if chain.starts_with("KUBE-") => Target::Jump(chain),
         _ => return Err(bad()),
     })
 }
@@ -324,11 +324,11 @@ mod tests {
         assert_eq!(
             r.matches,
             [
-                Match::Comment("kube-system/kube-dns:dns-tcp cluster IP".into()),
+                Match::Comment("kube-system/kube-dns:dns-tcp cluster IP"),
                 Match::Ports { dport: Some(53) }
             ]
         );
-        assert_eq!(r.target, Target::Jump("KUBE-MARK-MASQ".into()));
+        assert_eq!(r.target, Target::Jump("KUBE-MARK-MASQ"));
     }
 
     #[test]
@@ -341,9 +341,7 @@ mod tests {
         assert_eq!(
             r.matches,
             [
-                Match::RecentSet {
-                    name: "KUBE-SEP-A".into()
-                },
+                Match::RecentSet { name: "KUBE-SEP-A" },
                 Match::Ports { dport: None }
             ]
         );

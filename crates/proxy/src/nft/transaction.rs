@@ -4,13 +4,13 @@
 //! `-X` deletes one. Every table of the input goes into the same batch, so
 //! the kernel applies all of them at once. Pure.
 
-use super::batch::{builtin_chains, Batch, Finished};
+use super::batch::{builtin_chains, Batch, Finished, What};
 use super::expr::write_rule;
 use super::rule::parse_rule;
 
 /// The batch for `text`, or why it cannot be written this way (a table,
 /// line or option this writer does not know).
-pub fn batch_for(text: &str, replace: bool) -> Result<Finished, String> {
+pub fn batch_for(text: &str, replace: bool) -> Result<Finished<'_>, String> {
     let mut batch = Batch::new();
     // A message is about 3 to 5 times the bytes of its line.
     batch.reserve(text.len() * 4);
@@ -53,7 +53,7 @@ struct TableLines<'a> {
     lines: Vec<(usize, &'a str)>,
 }
 
-fn write_table(batch: &mut Batch, t: &TableLines, replace: bool) -> Result<(), String> {
+fn write_table<'a>(batch: &mut Batch<'a>, t: &TableLines<'a>, replace: bool) -> Result<(), String> {
     let table = t.name;
     let builtins = builtin_chains(table).expect("checked at `*table`");
     let policy_accept = |chain: &str| -> Result<bool, String> {
@@ -111,13 +111,9 @@ fn write_table(batch: &mut Batch, t: &TableLines, replace: bool) -> Result<(), S
                     made.push(b.name);
                 }
             }
-            batch.append_rule(
-                table,
-                chain,
-                rule.proto,
-                || format!("rule {line:?} of table {table}"),
-                |a| write_rule(a, &rule),
-            );
+            batch.append_rule(table, chain, rule.proto, What::Rule(line, table), |a| {
+                write_rule(a, &rule)
+            });
         } else if let Some(chain) = line.strip_prefix("-X ") {
             batch.delete_chain(table, chain.trim());
         } else {
