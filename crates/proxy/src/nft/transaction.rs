@@ -155,6 +155,32 @@ mod tests {
     }
 
     #[test]
+    fn both_tables_go_into_one_transaction() {
+        // filter's REJECTs and nat's DNATs change together: no moment
+        // where a Service has neither (a dropped SYN) when it gets its
+        // first endpoint, or loses its last.
+        let text =
+            "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n";
+        let done = batch_for(text, false).unwrap();
+        let kinds: Vec<String> = done.described.iter().map(|(_, w)| w.to_string()).collect();
+        assert_eq!(
+            kinds.first().map(String::as_str),
+            Some("the begin of the transaction")
+        );
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("the end of the transaction")
+        );
+        let begins = kinds.iter().filter(|k| k.contains("begin")).count();
+        assert_eq!(begins, 1, "{kinds:?}");
+        assert!(
+            kinds.contains(&"create table filter".to_string()),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&"create table nat".to_string()), "{kinds:?}");
+    }
+
+    #[test]
     fn unknown_input_is_refused_with_its_line() {
         let e = batch_for("*mangle\nCOMMIT\n", true).err().unwrap();
         assert!(e.contains("line 1") && e.contains("mangle"), "{e}");
