@@ -3,9 +3,9 @@
 //! clients; stdin (a pipe or the tty) stays with the kubelet so `attach`
 //! and `run -it` can type into the main process.
 //!
-//! A `stdinOnce` container (what `run -i` makes, for one client to attach
-//! to) keeps what it prints until that client attaches, and hands it over
-//! first: `run -i ... -- curl -s http://web` prints the page even when
+//! A `stdinOnce` container without a terminal (what `run -i` makes, for
+//! one client to attach to) keeps what it prints until that client
+//! attaches, and hands it over first: `run -i ... -- curl -s http://web` prints the page even when
 //! curl answers before the client has joined, where a kubelet would lose
 //! those bytes.
 
@@ -56,7 +56,13 @@ impl ContainerIo {
         let (done_tx, done_rx) = watch::channel(false);
         let (exit, _) = watch::channel(None);
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Bytes>(64);
-        let early = Arc::new(Mutex::new(stdin_once.then(EarlyOutput::default)));
+        // Pipes only: on a terminal the early output is a shell's prompt
+        // and its terminal queries (busybox asks for the cursor position),
+        // which a terminal would answer long after the shell stopped
+        // waiting; `run -it` prints kubectl's "If you don't see a command
+        // prompt, try pressing enter." instead, as with a kubelet.
+        let tty = matches!(io, ProcessIo::Tty { .. });
+        let early = Arc::new(Mutex::new((stdin_once && !tty).then(EarlyOutput::default)));
         let sink = OutputSink {
             clients: output.clone(),
             early: early.clone(),
