@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Top::Image { args } => ExitCode::from(exit_byte(kubelet::builtin_image_main(&args))),
         Top::Server(args) => server::main(args),
         Top::Ctl(cmd) => {
+            restore_sigpipe();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -48,6 +49,20 @@ fn main() -> ExitCode {
             let code = rt.block_on(ctl::run(cmd, cli.global));
             ExitCode::from(exit_byte(code))
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`minik8s get pods
+/// | head -1`) is an error, and `println!` turns it into a panic with a
+/// backtrace. A command-line client should end quietly instead, as
+/// kubectl and other Unix tools do: the default action of SIGPIPE. Only
+/// for the client: the server must outlive its clients' closed sockets
+/// (which Rust writes with MSG_NOSIGNAL anyway).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default has no
+    // memory effects; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod chapter;
+mod cli_pipe;
 mod crash;
 mod table_text;
