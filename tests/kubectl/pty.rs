@@ -92,6 +92,32 @@ impl PtySession {
         String::from_utf8_lossy(&self.transcript.lock().unwrap()).into_owned()
     }
 
+    /// Wait until a line the terminal shows holds `needle`, the way a
+    /// reader sees it: a shell that redraws its input line (`\r`, the
+    /// prompt again, erase to the end) when the terminal's size arrives
+    /// while the reader types leaves the typed text split in the byte
+    /// stream but whole on the screen.
+    pub fn expect_on_screen(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let t = self.transcript.lock().unwrap();
+                if let Some(end) = screen_line_with(&t[self.cursor.min(t.len())..], needle) {
+                    self.cursor += end;
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: {needle:?} did not appear on the screen within {timeout:?}; transcript:\n{:?}",
+                    self.what,
+                    self.transcript()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Wait until `needle` appears after the previous match; fail the test
     /// with the transcript when it does not within `timeout`.
     pub fn expect(&mut self, needle: &str, timeout: Duration) {
@@ -155,5 +181,62 @@ impl Drop for PtySession {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Renders `bytes` line by line as a terminal would (`\r` returns to the
+/// line's start, `ESC [ ... J`/`K` erase to its end, other escape
+/// sequences change nothing here, other bytes overwrite) and returns the
+/// offset just past the first line that holds `needle`.
+fn screen_line_with(bytes: &[u8], needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    let holds = |line: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+    let (mut line, mut col) = (Vec::new(), 0);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                if holds(&line) {
+                    return Some(i + 1);
+                }
+                line.clear();
+                col = 0;
+            }
+            b'\r' => col = 0,
+            0x1b if bytes.get(i + 1) == Some(&b'[') => {
+                // A CSI sequence: parameters, then one final byte.
+                let mut j = i + 2;
+                while j < bytes.len() && !(0x40..=0x7e).contains(&bytes[j]) {
+                    j += 1;
+                }
+                if matches!(bytes.get(j), Some(b'J' | b'K')) {
+                    line.truncate(col);
+                }
+                i = j;
+            }
+            b => {
+                if col < line.len() {
+                    line[col] = b;
+                } else {
+                    line.push(b);
+                }
+                col += 1;
+            }
+        }
+        i += 1;
+    }
+    holds(&line).then_some(bytes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::screen_line_with;
+
+    #[test]
+    fn a_redrawn_input_line_reads_whole() {
+        let seen = b"cu\r/ # cu\x1b[Jrl -s http://web | head -1\r\n<!DOCTYPE html>\r\n";
+        let end = screen_line_with(seen, "curl -s http://web | head -1").unwrap();
+        assert_eq!(&seen[end..], b"<!DOCTYPE html>\r\n");
+        assert_eq!(screen_line_with(b"cu\r\x1b[Kxx\n", "cu"), None);
     }
 }

@@ -103,7 +103,7 @@ fn run_interactive(mut cmd: Command, what: &str, lines: &[String]) -> String {
     for line in lines {
         session.send(&format!("{line}\r"));
         // The echo of the command line first, then its output.
-        session.expect(line, WAIT);
+        session.expect_on_screen(line, WAIT);
         session.expect("<!DOCTYPE html>", WAIT);
     }
     session.send("exit\r");
