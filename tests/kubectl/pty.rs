@@ -98,44 +98,36 @@ impl PtySession {
     /// while the reader types leaves the typed text split in the byte
     /// stream but whole on the screen.
     pub fn expect_on_screen(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for(&format!("{needle:?} on the screen"), timeout, |t| {
+            screen_line_with(t, needle)
+        });
+    }
+
+    /// Wait until `needle` appears after the previous match; fail the test
+    /// with the transcript when it does not within `timeout`.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for(&format!("{needle:?}"), timeout, |t| {
+            t.windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .map(|i| i + needle.len())
+        });
+    }
+
+    /// Polls the transcript after the previous match until `find` gives
+    /// the offset just past a new match.
+    fn wait_for(&mut self, what: &str, timeout: Duration, find: impl Fn(&[u8]) -> Option<usize>) {
         let deadline = Instant::now() + timeout;
         loop {
             {
                 let t = self.transcript.lock().unwrap();
-                if let Some(end) = screen_line_with(&t[self.cursor.min(t.len())..], needle) {
+                if let Some(end) = find(&t[self.cursor.min(t.len())..]) {
                     self.cursor += end;
                     return;
                 }
             }
             if Instant::now() > deadline {
                 panic!(
-                    "{}: {needle:?} did not appear on the screen within {timeout:?}; transcript:\n{:?}",
-                    self.what,
-                    self.transcript()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait until `needle` appears after the previous match; fail the test
-    /// with the transcript when it does not within `timeout`.
-    pub fn expect(&mut self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let t = self.transcript.lock().unwrap();
-                if let Some(i) = t[self.cursor.min(t.len())..]
-                    .windows(needle.len())
-                    .position(|w| w == needle.as_bytes())
-                {
-                    self.cursor += i + needle.len();
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{}: {needle:?} did not appear within {timeout:?}; transcript:\n{:?}",
+                    "{}: {what} did not appear within {timeout:?}; transcript:\n{:?}",
                     self.what,
                     self.transcript()
                 );
