@@ -483,7 +483,7 @@ fn proxy_phases(log: &str) {
         "  the proxy's partial syncs ({}), from its log:",
         partial.len()
     );
-    for key in ["model_ms", "plan_ms", "render_ms", "restore_ms"] {
+    for key in ["model_ms", "plan_ms", "render_ms", "write_ms"] {
         let v = phase(key);
         if !v.is_empty() {
             summary(&format!("  {}", key.trim_end_matches("_ms")), &v);

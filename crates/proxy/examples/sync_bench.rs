@@ -143,7 +143,7 @@ struct Phases {
     model: Vec<f64>,
     plan: Vec<f64>,
     render: Vec<f64>,
-    restore: Vec<f64>,
+    write: Vec<f64>,
     sync_cpu: Vec<f64>,
     total: Vec<f64>,
 }
@@ -154,7 +154,7 @@ impl Phases {
         self.model.push(ms(model));
         self.plan.push(ms(s.plan));
         self.render.push(ms(s.render));
-        self.restore.push(ms(s.restore));
+        self.write.push(ms(s.write));
         self.sync_cpu.push(ms(sync_cpu));
         self.total.push(ms(model + s.total()));
     }
@@ -165,7 +165,7 @@ impl Phases {
             median(&mut self.model),
             median(&mut self.plan),
             median(&mut self.render),
-            median(&mut self.restore),
+            median(&mut self.write),
             median(&mut self.sync_cpu),
             self.total.iter().cloned().fold(f64::MAX, f64::min),
             self.total.iter().cloned().fold(0.0, f64::max),

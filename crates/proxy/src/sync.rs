@@ -142,7 +142,7 @@ impl Proxy {
                         model_ms = ms(model),
                         plan_ms = ms(stats.plan),
                         render_ms = ms(stats.render),
-                        restore_ms = ms(stats.restore),
+                        write_ms = ms(stats.write),
                         "proxy sync"
                     );
                     if stats.full {

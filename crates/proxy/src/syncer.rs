@@ -20,19 +20,21 @@ pub struct SyncStats {
     pub full: bool,
     /// Rules of the nat table after the sync.
     pub nat_rules: usize,
-    /// Bytes handed to iptables-restore (0: nothing changed, nothing run).
+    /// Bytes of iptables-restore input written (0: nothing changed,
+    /// nothing written).
     pub payload_bytes: usize,
     /// Planning the rules (incremental: unchanged ports are reused).
     pub plan: Duration,
     /// Rendering the iptables-restore input.
     pub render: Duration,
-    /// Running iptables-restore until it exited.
-    pub restore: Duration,
+    /// Writing the rules into the kernel (over netlink, or by running
+    /// iptables-restore) until it committed.
+    pub write: Duration,
 }
 
 impl SyncStats {
     pub fn total(&self) -> Duration {
-        self.plan + self.render + self.restore
+        self.plan + self.render + self.write
     }
 }
 
@@ -94,7 +96,7 @@ impl RuleSync {
             self.in_sync = false;
             let started = Instant::now();
             self.writer.restore(&payload, replace)?;
-            stats.restore = started.elapsed();
+            stats.write = started.elapsed();
         }
         // After the rules, so that a new UDP datagram to a removed
         // endpoint's flow is balanced by the new rules.
