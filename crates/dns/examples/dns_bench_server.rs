@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use dns::objects::{ClusterState, NamedPort, PortProtocol, ServiceAddress, ServiceInfo};
+use dns::objects::{ClusterState, ServiceAddress, ServiceInfo};
 use dns::records::Rdata;
 use dns::{build_table, DnsConfig, DnsServer, Upstream};
 use tokio_util::sync::CancellationToken;
@@ -56,18 +56,11 @@ fn synthetic_cluster(n: usize) -> ClusterState {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + 11 + i as u32);
         state.services.insert(
             format!("{ns}/{name}"),
-            ServiceInfo {
-                namespace: ns.into(),
-                name: name.into(),
-                address: ServiceAddress::ClusterIps(vec![IpAddr::V4(ip)].into()),
-                ports: vec![NamedPort {
-                    name: "http".into(),
-                    protocol: PortProtocol::Tcp,
-                    port: 80,
-                }]
-                .into(),
-                publish_not_ready: false,
-            },
+            ServiceInfo::http(
+                &ns,
+                &name,
+                ServiceAddress::ClusterIps(vec![IpAddr::V4(ip)].into()),
+            ),
         );
     }
     state

@@ -257,18 +257,7 @@ mod tests {
     }
 
     fn service(name: &str, address: ServiceAddress) -> ServiceInfo {
-        ServiceInfo {
-            namespace: "default".into(),
-            name: name.into(),
-            address,
-            ports: vec![NamedPort {
-                name: "http".into(),
-                protocol: PortProtocol::Tcp,
-                port: 80,
-            }]
-            .into(),
-            publish_not_ready: false,
-        }
+        ServiceInfo::http("default", name, address)
     }
 
     fn cluster() -> ClusterState {

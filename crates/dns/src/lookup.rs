@@ -235,13 +235,7 @@ mod tests {
     use std::sync::Arc;
 
     fn svc(ns: &str, name: &str, address: ServiceAddress) -> ServiceInfo {
-        ServiceInfo {
-            namespace: ns.into(),
-            name: name.into(),
-            address,
-            ports: Box::new([]),
-            publish_not_ready: false,
-        }
+        ServiceInfo::new(ns, name, address, vec![])
     }
 
     fn table() -> Table {

@@ -71,6 +71,35 @@ pub struct ServiceInfo {
     pub publish_not_ready: bool,
 }
 
+impl ServiceInfo {
+    /// A Service that publishes ready endpoints only, with `ports`: for
+    /// tests and benchmarks (the watch feed builds its own from objects).
+    pub fn new(
+        namespace: &str,
+        name: &str,
+        address: ServiceAddress,
+        ports: Vec<NamedPort>,
+    ) -> ServiceInfo {
+        ServiceInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            address,
+            ports: ports.into(),
+            publish_not_ready: false,
+        }
+    }
+
+    /// One TCP port `http`/80, the shape of the chapter's `web`.
+    pub fn http(namespace: &str, name: &str, address: ServiceAddress) -> ServiceInfo {
+        let http = NamedPort {
+            name: "http".into(),
+            protocol: PortProtocol::Tcp,
+            port: 80,
+        };
+        ServiceInfo::new(namespace, name, address, vec![http])
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointInfo {
     pub addresses: Box<[IpAddr]>,

@@ -233,13 +233,7 @@ mod tests {
         address: ServiceAddress,
         ports: Vec<NamedPort>,
     ) -> ServiceInfo {
-        ServiceInfo {
-            namespace: ns.into(),
-            name: name.into(),
-            address,
-            ports: ports.into(),
-            publish_not_ready: false,
-        }
+        ServiceInfo::new(ns, name, address, ports)
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -6,9 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dns::objects::{
-    ClusterState, EndpointInfo, NamedPort, PortProtocol, ServiceAddress, ServiceInfo, SliceInfo,
-};
+use dns::objects::{ClusterState, EndpointInfo, ServiceAddress, ServiceInfo, SliceInfo};
 use dns::{build_table, DnsConfig, DnsServer, SharedTable, Upstream};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -22,18 +20,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn service(ns: &str, name: &str, address: ServiceAddress) -> ServiceInfo {
-    ServiceInfo {
-        namespace: ns.into(),
-        name: name.into(),
-        address,
-        ports: vec![NamedPort {
-            name: "http".into(),
-            protocol: PortProtocol::Tcp,
-            port: 80,
-        }]
-        .into(),
-        publish_not_ready: false,
-    }
+    ServiceInfo::http(ns, name, address)
 }
 
 fn cluster() -> ClusterState {
