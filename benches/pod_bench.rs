@@ -126,19 +126,8 @@ enum Seen {
 /// A watch on the bench's Pods from now on: every Pod's first Ready and
 /// its deletion, as they arrive.
 async fn watch(c: &Client) -> mpsc::UnboundedReceiver<Seen> {
-    let list = c
-        .list(&PODS, Some("default"), &ListParams::labels(LABEL))
-        .await
-        .expect("list pods");
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
-    let mut stream = Box::pin(
-        c.watch(&PODS, Some("default"), &ListParams::labels(LABEL), &rv)
-            .await
-            .expect("watch pods"),
-    );
+    let params = ListParams::labels(LABEL);
+    let mut stream = Box::pin(support::watch_from_now(c, &PODS, "default", &params).await);
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut ready = BTreeSet::new();

@@ -179,19 +179,8 @@ type SliceLog = Arc<Mutex<Vec<(Instant, BTreeSet<String>)>>>;
 async fn watch_slices(c: Client, service: &str) -> SliceLog {
     let log: SliceLog = Arc::default();
     let params = ListParams::labels(format!("kubernetes.io/service-name={service}"));
-    let list = c
-        .list(&ENDPOINT_SLICES, Some("default"), &params)
-        .await
-        .expect("list slices");
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
-    let mut events = Box::pin(
-        c.watch(&ENDPOINT_SLICES, Some("default"), &params, &rv)
-            .await
-            .expect("watch slices"),
-    );
+    let mut events =
+        Box::pin(support::watch_from_now(&c, &ENDPOINT_SLICES, "default", &params).await);
     let sink = log.clone();
     tokio::spawn(async move {
         while let Some(Ok(ev)) = events.next().await {
@@ -283,19 +272,7 @@ type PodLog = Arc<Mutex<Vec<(Instant, String, bool, String)>>>;
 async fn watch_pods(c: Client, selector: &str) -> PodLog {
     let log: PodLog = Arc::default();
     let params = ListParams::labels(selector);
-    let list = c
-        .list(&PODS, Some("default"), &params)
-        .await
-        .expect("list Pods");
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
-    let mut events = Box::pin(
-        c.watch(&PODS, Some("default"), &params, &rv)
-            .await
-            .expect("watch Pods"),
-    );
+    let mut events = Box::pin(support::watch_from_now(&c, &PODS, "default", &params).await);
     let sink = log.clone();
     tokio::spawn(async move {
         while let Some(Ok(ev)) = events.next().await {

@@ -970,3 +970,25 @@ pub fn http_get_addr(
         .unwrap_or_default();
     Ok((code, body))
 }
+
+/// A watch of `res` in `namespace` from now on: a list gives the current
+/// resourceVersion, the watch starts after it (the benchmarks time what
+/// happens next).
+pub async fn watch_from_now(
+    c: &client::Client,
+    res: &api::registry::ResourceInfo,
+    namespace: &str,
+    params: &client::ListParams,
+) -> impl futures::Stream<Item = Result<client::WatchEvent, client::ClientError>> + Send + 'static {
+    let list = c
+        .list(res, Some(namespace), params)
+        .await
+        .unwrap_or_else(|e| panic!("list {}: {e}", res.plural));
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    c.watch(res, Some(namespace), params, &rv)
+        .await
+        .unwrap_or_else(|e| panic!("watch {}: {e}", res.plural))
+}
